@@ -1,0 +1,89 @@
+"""Options of the ``[libvirt]`` group."""
+
+from oslo_config import cfg
+
+libvirt_group = cfg.OptGroup(
+    'libvirt',
+    title='Libvirt Options',
+    help="""
+Libvirt options allow the cloud administrator to configure the libvirt
+hypervisor driver used to boot guests, including guests with stateless UEFI
+firmware.
+""")
+
+libvirt_general_opts = [
+    cfg.StrOpt(
+        'virt_type',
+        default='kvm',
+        choices=('kvm', 'lxc', 'qemu', 'parallels'),
+        help="""
+Describes the virtualization type (or so called domain type) libvirt should
+use.
+
+The choice of this type must match the underlying virtualization strategy
+you have chosen for this host. ``qemu`` is plain software emulation (TCG),
+which works on any host, including nested ones where KVM cannot run OVMF.
+
+Related options:
+
+* ``connection_uri``: depends on this
+"""),
+    cfg.StrOpt(
+        'connection_uri',
+        default='',
+        help="""
+Overrides the default libvirt URI of the chosen virtualization type.
+
+If set, Nova will use this URI to connect to libvirt. Besides the usual
+``qemu:///system``, ``qemu:///embed?root=DIR`` runs libvirt's QEMU driver
+inside the nova process with all of its state under ``DIR``, with no daemon.
+
+Possible values:
+
+* An URI like ``qemu:///system`` or ``qemu:///embed?root=/var/lib/nova/embed``.
+* An empty string (default): the URI is derived from ``virt_type``
+  (``qemu:///system`` for ``kvm`` and ``qemu``).
+
+Related options:
+
+* ``virt_type``: Influences what is used as default value here.
+"""),
+    cfg.ListOpt(
+        'hw_machine_type',
+        default=['x86_64=q35'],
+        help="""
+For qemu or KVM guests, set this option to specify a default machine type per
+host architecture.
+
+Possible values:
+
+* A list of ``ARCH=MACHINE_TYPE`` pairs, e.g. ``x86_64=q35,aarch64=virt``.
+  The machine type may be an alias (``q35``) or a versioned name
+  (``pc-q35-7.2``). The image property ``hw_machine_type`` overrides it.
+"""),
+    cfg.MultiStrOpt(
+        'firmware_descriptor_dirs',
+        default=['/usr/share/qemu/firmware', '/etc/qemu/firmware'],
+        help="""
+Directories holding QEMU firmware descriptors (``firmware.json`` interop
+format), lowest precedence first.
+
+A descriptor in a later directory overrides one with the same file name in an
+earlier directory, as QEMU's interop specification prescribes for
+``/usr/share/qemu/firmware``, ``/etc/qemu/firmware`` and
+``$XDG_CONFIG_HOME/qemu/firmware``. Nova uses the descriptors to choose the
+UEFI loader of a guest and to decide whether this host can boot guests with
+stateless firmware.
+"""),
+]
+
+ALL_OPTS = libvirt_general_opts
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_group(libvirt_group)
+    conf.register_opts(ALL_OPTS, group=libvirt_group)
+
+
+def list_opts() -> dict:
+    return {libvirt_group: ALL_OPTS}

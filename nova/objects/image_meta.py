@@ -1,0 +1,171 @@
+"""Image metadata as Nova reads it from Glance or from an instance."""
+
+import copy
+import typing as ty
+
+from oslo_log import log as logging
+from oslo_utils import strutils
+from oslo_utils import versionutils
+
+from nova import exception
+from nova import objects
+from nova.objects import base
+from nova.objects import fields
+from nova import utils
+
+LOG = logging.getLogger(__name__)
+
+#: Image properties renamed in the past, old name -> current name.
+LEGACY_PROPERTY_NAMES = {
+    'architecture': 'hw_architecture',
+}
+
+
+@base.NovaObjectRegistry.register
+class ImageMeta(base.NovaObject):
+    """A Glance image: its attributes and its (typed) properties."""
+
+    # Version 1.0 - 1.8: Nova's history of this object.
+    VERSION = '1.8'
+
+    fields = {
+        'id': fields.UUIDField(),
+        'name': fields.StringField(nullable=True),
+        'status': fields.StringField(),
+        'checksum': fields.StringField(nullable=True),
+        'container_format': fields.StringField(),
+        'disk_format': fields.StringField(),
+        'min_disk': fields.IntegerField(),
+        'min_ram': fields.IntegerField(),
+        'size': fields.IntegerField(),
+        'properties': fields.ObjectField('ImageMetaProps'),
+    }
+
+    @classmethod
+    def from_dict(cls, image_meta: ty.Mapping[str, ty.Any]) -> 'ImageMeta':
+        """Create an ImageMeta from a Glance image dict.
+
+        Property values come from Glance as strings and are coerced to the
+        types of ``ImageMetaProps``; a value that cannot be read raises
+        :class:`nova.exception.InvalidImagePropertyValue`. Unknown keys are
+        ignored, as Glance images carry many that Nova does not model.
+        """
+        image_meta = copy.deepcopy(dict(image_meta or {}))
+        props = ImageMetaProps.from_dict(image_meta.get('properties') or {})
+        image_meta = {k: v for k, v in image_meta.items()
+                      if k in cls.fields and v is not None}
+        image_meta['properties'] = props
+        # Glance may answer None for these; Nova reads them as 0.
+        for key in ('min_disk', 'min_ram', 'size'):
+            image_meta.setdefault(key, 0)
+        return cls(**image_meta)
+
+    @classmethod
+    def from_instance(cls, instance: 'objects.Instance') -> 'ImageMeta':
+        """Create an ImageMeta from the ``image_*`` keys an instance stashed.
+
+        After the first boot these, not Glance, are the source of truth.
+        """
+        sysmeta = instance.system_metadata or {}
+        image_meta = utils.get_image_from_system_metadata(sysmeta)
+        if instance.obj_attr_is_set('image_ref') and instance.image_ref:
+            image_meta.setdefault('id', instance.image_ref)
+        return cls.from_dict(image_meta)
+
+
+@base.NovaObjectRegistry.register
+class ImageMetaProps(base.NovaObject):
+    """The image properties this tree reads.
+
+    Nova's ImageMetaProps carries many more; the ones here are those the
+    firmware flow touches, with Nova's names, types and version numbers.
+    """
+
+    # Version 1.0 - 1.37: Nova's history; of its fields this object carries
+    #                     hw_architecture, hw_firmware_type, hw_machine_type,
+    #                     hw_mem_encryption, hw_mem_encryption_model and
+    #                     os_secure_boot.
+    # Version 1.38: Added 'hw_firmware_stateless' field
+    VERSION = '1.38'
+
+    fields = {
+        'hw_architecture': fields.ArchitectureField(),
+        'hw_firmware_stateless': fields.FlexibleBooleanField(),
+        'hw_firmware_type': fields.FirmwareTypeField(),
+        'hw_machine_type': fields.StringField(),
+        'hw_mem_encryption': fields.FlexibleBooleanField(),
+        'hw_mem_encryption_model': fields.MemEncryptionModelField(),
+        'os_secure_boot': fields.SecureBootField(),
+    }
+
+    def obj_make_compatible(self, primitive: dict,
+                            target_version: str) -> None:
+        super().obj_make_compatible(primitive, target_version)
+        target_version = versionutils.convert_version_to_tuple(
+            target_version)
+        if target_version < (1, 38):
+            # An older service cannot boot stateless firmware; it must not
+            # see the field rather than misread it.
+            primitive.pop('hw_firmware_stateless', None)
+
+    def get(self, name: str, defvalue: ty.Any = None) -> ty.Any:
+        """Get the value of a property, or ``defvalue`` when it is unset.
+
+        :raises AttributeError: if ``name`` is not a known property.
+        """
+        if name not in self.fields:
+            raise AttributeError(
+                "'%s' object has no attribute '%s'" % (
+                    self.obj_name(), name))
+        if not self.obj_attr_is_set(name):
+            return defvalue
+        return getattr(self, name)
+
+    @classmethod
+    def from_dict(
+        cls, image_props: ty.Mapping[str, ty.Any],
+    ) -> 'ImageMetaProps':
+        """Create an ImageMetaProps from Glance image properties.
+
+        :raises nova.exception.InvalidImagePropertyValue: naming the property
+            and the accepted values, for any value that cannot be read.
+            Booleans are strict: a misspelt ``hw_firmware_stateless`` must
+            not be read as false and quietly give writable firmware.
+        """
+        obj = cls()
+        props = dict(image_props or {})
+        for legacy, current in LEGACY_PROPERTY_NAMES.items():
+            if legacy in props and current not in props:
+                props[current] = props[legacy]
+        for name in cls.fields:
+            if name in props:
+                obj._set_checked(name, props[name])
+        return obj
+
+    def _set_checked(self, name: str, value: ty.Any) -> None:
+        field = self.fields[name]
+        if isinstance(field, fields.FlexibleBooleanField):
+            if not isinstance(value, bool):
+                try:
+                    value = strutils.bool_from_string(value, strict=True)
+                except (ValueError, TypeError):
+                    raise exception.InvalidImagePropertyValue(
+                        name=name, value=value,
+                        accepted=accepted_values(name))
+        try:
+            setattr(self, name, value)
+        except (ValueError, TypeError):
+            raise exception.InvalidImagePropertyValue(
+                name=name, value=value, accepted=accepted_values(name))
+
+
+def accepted_values(name: str) -> str:
+    """Describe the values an image property accepts, for error messages."""
+    field = ImageMetaProps.fields[name]
+    if isinstance(field, fields.FlexibleBooleanField):
+        values: ty.Iterable[str] = fields.BOOLEAN_STRINGS
+    elif isinstance(field, fields.BaseEnumField):
+        values = field._type.valid_values
+    else:
+        return 'any string'
+    return ', '.join("'%s'" % v for v in values)

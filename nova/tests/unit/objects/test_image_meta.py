@@ -1,0 +1,186 @@
+from oslo_versionedobjects import fixture as ovo_fixture
+
+from nova import exception
+from nova import objects
+from nova.objects import fields
+from nova.objects import image_meta as image_meta_obj
+from nova import test
+
+IMAGE_ID = 'a2459075-d96c-40d5-893e-577ff92e721c'
+
+
+class TestImageMetaProps(test.NoDBTestCase):
+
+    def test_stateless_true_from_glance_strings(self):
+        image_meta = objects.ImageMeta.from_dict({
+            'id': IMAGE_ID,
+            'properties': {'hw_firmware_type': 'uefi',
+                           'hw_firmware_stateless': 'true'}})
+        self.assertIs(True, image_meta.properties.hw_firmware_stateless)
+        self.assertEqual('uefi', image_meta.properties.hw_firmware_type)
+
+    def test_every_boolean_spelling(self):
+        for value in ('1', 't', 'true', 'on', 'y', 'yes', 'True', 'YES',
+                      ' true '):
+            props = objects.ImageMetaProps.from_dict(
+                {'hw_firmware_stateless': value})
+            self.assertIs(True, props.hw_firmware_stateless, value)
+        for value in ('0', 'f', 'false', 'off', 'n', 'no', 'False'):
+            props = objects.ImageMetaProps.from_dict(
+                {'hw_firmware_stateless': value})
+            self.assertIs(False, props.hw_firmware_stateless, value)
+        for value in (True, False):
+            props = objects.ImageMetaProps.from_dict(
+                {'hw_firmware_stateless': value})
+            self.assertIs(value, props.hw_firmware_stateless)
+
+    def test_misspelt_boolean_is_refused_not_false(self):
+        for value in ('ture', 'yes please', '', 'enabled', '2', 'none'):
+            ex = self.assertRaises(
+                exception.InvalidImagePropertyValue,
+                objects.ImageMetaProps.from_dict,
+                {'hw_firmware_stateless': value})
+            message = ex.format_message()
+            self.assertIn("'hw_firmware_stateless'", message)
+            self.assertIn("'%s'" % value, message)
+            self.assertIn("'true'", message)
+            self.assertIn("'false'", message)
+            self.assertEqual(400, ex.code)
+
+    def test_bad_enum_values_name_the_accepted_ones(self):
+        cases = {
+            'hw_firmware_type': ('efi', "'uefi', 'bios'"),
+            'os_secure_boot': ('yes', "'required', 'disabled', 'optional'"),
+            'hw_mem_encryption_model': (
+                'sev', "'amd-sev', 'amd-sev-es', 'amd-sev-snp', 'intel-tdx'"),
+            'hw_architecture': ('sparc', "'aarch64', 'i686', 'x86_64'"),
+        }
+        for name, (value, accepted) in cases.items():
+            ex = self.assertRaises(
+                exception.InvalidImagePropertyValue,
+                objects.ImageMetaProps.from_dict, {name: value})
+            self.assertEqual(
+                "Invalid value '%s' for image property '%s': accepted "
+                "values are %s." % (value, name, accepted),
+                ex.format_message())
+
+    def test_unset_reads_as_default(self):
+        props = objects.ImageMetaProps.from_dict({})
+        self.assertIsNone(props.get('hw_firmware_stateless'))
+        self.assertFalse(props.get('hw_firmware_stateless', False))
+        self.assertRaises(AttributeError, props.get, 'hw_no_such_thing')
+
+    def test_unknown_properties_are_ignored(self):
+        props = objects.ImageMetaProps.from_dict(
+            {'hw_firmware_type': 'bios', 'os_distro': 'debian'})
+        self.assertEqual({'hw_firmware_type'}, set(props.obj_what_changed()))
+
+    def test_legacy_architecture_name(self):
+        props = objects.ImageMetaProps.from_dict({'architecture': 'amd64'})
+        self.assertEqual(fields.Architecture.X86_64, props.hw_architecture)
+        props = objects.ImageMetaProps.from_dict(
+            {'architecture': 'x86_64', 'hw_architecture': 'aarch64'})
+        self.assertEqual(fields.Architecture.AARCH64, props.hw_architecture)
+
+
+class TestImageMetaPropsVersions(test.NoDBTestCase):
+
+    def _props(self):
+        return objects.ImageMetaProps.from_dict(
+            {'hw_firmware_type': 'uefi', 'hw_firmware_stateless': 'true',
+             'hw_machine_type': 'q35'})
+
+    def test_backport_to_1_37_drops_stateless(self):
+        primitive = self._props().obj_to_primitive(target_version='1.37')
+        data = primitive['nova_object.data']
+        self.assertEqual('1.37', primitive['nova_object.version'])
+        self.assertNotIn('hw_firmware_stateless', data)
+        self.assertEqual('uefi', data['hw_firmware_type'])
+        self.assertEqual('q35', data['hw_machine_type'])
+
+    def test_1_38_keeps_stateless(self):
+        primitive = self._props().obj_to_primitive(target_version='1.38')
+        self.assertIs(
+            True, primitive['nova_object.data']['hw_firmware_stateless'])
+
+    def test_image_meta_backport_through_manifest(self):
+        image_meta = objects.ImageMeta(
+            id=IMAGE_ID, properties=self._props())
+        primitive = image_meta.obj_to_primitive(
+            version_manifest={'ImageMeta': '1.8', 'ImageMetaProps': '1.37'})
+        props = primitive['nova_object.data']['properties']
+        self.assertEqual('1.37', props['nova_object.version'])
+        self.assertNotIn('hw_firmware_stateless', props['nova_object.data'])
+
+    def test_primitive_from_older_service_is_read(self):
+        old = {
+            'nova_object.name': 'ImageMetaProps',
+            'nova_object.namespace': 'nova',
+            'nova_object.version': '1.37',
+            'nova_object.data': {'hw_firmware_type': 'uefi'},
+        }
+        props = objects.ImageMetaProps.obj_from_primitive(old)
+        self.assertEqual('uefi', props.hw_firmware_type)
+        self.assertIsNone(props.get('hw_firmware_stateless'))
+
+    def test_round_trip_at_current_version(self):
+        props = objects.ImageMetaProps.obj_from_primitive(
+            self._props().obj_to_primitive())
+        self.assertIs(True, props.hw_firmware_stateless)
+
+
+class TestImageMeta(test.NoDBTestCase):
+
+    def test_from_dict_glance_nulls(self):
+        image_meta = objects.ImageMeta.from_dict({
+            'id': IMAGE_ID, 'name': None, 'min_ram': None, 'size': None,
+            'disk_format': 'qcow2', 'visibility': 'public'})
+        self.assertEqual(0, image_meta.min_ram)
+        self.assertEqual(0, image_meta.size)
+        self.assertIsNone(image_meta.properties.get('hw_firmware_type'))
+
+    def test_from_dict_bad_property(self):
+        self.assertRaises(
+            exception.InvalidImagePropertyValue,
+            objects.ImageMeta.from_dict,
+            {'properties': {'hw_firmware_stateless': 'maybe'}})
+
+    def test_from_instance_reads_stashed_properties(self):
+        instance = objects.Instance(
+            id=1, image_ref=IMAGE_ID,
+            system_metadata={
+                'image_hw_firmware_type': 'uefi',
+                'image_hw_firmware_stateless': 'True',
+                'image_min_ram': '0',
+                'image_disk_format': 'qcow2',
+                'owner_user_name': 'demo',
+            })
+        image_meta = instance.image_meta
+        self.assertEqual(IMAGE_ID, image_meta.id)
+        self.assertEqual('qcow2', image_meta.disk_format)
+        self.assertIs(True, image_meta.properties.hw_firmware_stateless)
+
+    def test_accepted_values_for_strings(self):
+        self.assertEqual(
+            'any string', image_meta_obj.accepted_values('hw_machine_type'))
+
+
+class TestObjectVersions(test.NoDBTestCase):
+    """Any change to the fields of an object must bump its version."""
+
+    expected_fingerprints = {
+        'Flavor': '1.2-668135cef26b9f0802653a5341e21dcd',
+        'ImageMeta': '1.8-e3fa14d9d5130bf73219a19310cedf0d',
+        'ImageMetaProps': '1.38-fc896e4e32c85196f48010bb8268d9d0',
+        'Instance': '2.7-c2467906220bc3ea92ece43a8d142ccf',
+        'RequestSpec': '1.14-f342f36bb50ccc59437f4e9d0c398dfa',
+    }
+
+    def test_versions(self):
+        checker = ovo_fixture.ObjectVersionChecker(
+            {name: [cls] for name, cls in
+             ((n, getattr(objects, n)) for n in self.expected_fingerprints)})
+        expected, actual = checker.test_hashes(self.expected_fingerprints)
+        self.assertEqual(expected, actual,
+                         'Object fields changed: bump the version and '
+                         'update the fingerprint')

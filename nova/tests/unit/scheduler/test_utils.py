@@ -1,0 +1,107 @@
+import os_resource_classes as orc
+import os_traits
+
+from nova import exception
+from nova import objects
+from nova.scheduler import utils
+from nova import test
+
+INSTANCE_UUID = 'ad0b3a05-7f3c-4c2a-8f1b-0d8bd1b9d2e4'
+
+
+def _request_spec(props=None, is_bfv=False, **flavor_kw):
+    flavor_kw.setdefault('vcpus', 2)
+    flavor_kw.setdefault('memory_mb', 2048)
+    flavor_kw.setdefault('root_gb', 10)
+    flavor = objects.Flavor(**flavor_kw)
+    image = None
+    if props is not None:
+        image = objects.ImageMeta.from_dict({'properties': props})
+    return objects.RequestSpec.from_components(
+        INSTANCE_UUID, image, flavor, is_bfv=is_bfv)
+
+
+class TestResourceRequest(test.NoDBTestCase):
+
+    def _request(self, *args, **kwargs):
+        return utils.ResourceRequest.from_request_spec(
+            _request_spec(*args, **kwargs))
+
+    def test_stateless_uefi_requires_trait(self):
+        req = self._request({'hw_firmware_type': 'uefi',
+                             'hw_firmware_stateless': 'true'})
+        self.assertEqual({os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE},
+                         req.required_traits)
+        self.assertEqual(
+            'limit=1000&required=COMPUTE_SECURITY_STATELESS_FIRMWARE&'
+            'resources=DISK_GB:10,MEMORY_MB:2048,VCPU:2',
+            req.to_querystring())
+
+    def test_no_trait_when_unset_false_or_bios(self):
+        for props in ({}, {'hw_firmware_type': 'uefi'},
+                      {'hw_firmware_type': 'uefi',
+                       'hw_firmware_stateless': 'false'},
+                      {'hw_firmware_type': 'bios',
+                       'hw_firmware_stateless': 'true'},
+                      {'hw_firmware_stateless': 'true'}):
+            req = self._request(props)
+            self.assertEqual(set(), req.required_traits, props)
+            self.assertNotIn('required=', req.to_querystring())
+
+    def test_no_image(self):
+        req = self._request(None)
+        self.assertEqual(
+            'limit=1000&resources=DISK_GB:10,MEMORY_MB:2048,VCPU:2',
+            req.to_querystring())
+
+    def test_resources_from_flavor(self):
+        req = self._request({}, ephemeral_gb=5, swap=1536)
+        self.assertEqual({orc.VCPU: 2, orc.MEMORY_MB: 2048,
+                          orc.DISK_GB: 17}, req.resources)
+        req = self._request({}, is_bfv=True, ephemeral_gb=5)
+        self.assertEqual(5, req.resources[orc.DISK_GB])
+
+    def test_secure_boot_required_trait(self):
+        req = self._request({'hw_firmware_type': 'uefi',
+                             'hw_firmware_stateless': 'true',
+                             'os_secure_boot': 'required'})
+        self.assertEqual({os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE,
+                          os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT},
+                         req.required_traits)
+        req = self._request({'hw_firmware_type': 'uefi',
+                             'os_secure_boot': 'optional'})
+        self.assertEqual(set(), req.required_traits)
+
+    def test_mem_encryption_context(self):
+        req = self._request({'hw_firmware_type': 'uefi',
+                             'hw_firmware_stateless': 'true',
+                             'hw_mem_encryption': 'true',
+                             'hw_mem_encryption_model': 'amd-sev-snp'})
+        self.assertEqual(1, req.resources[orc.MEM_ENCRYPTION_CONTEXT])
+        self.assertIn(os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE,
+                      req.required_traits)
+
+    def test_extra_specs(self):
+        req = self._request(
+            {}, extra_specs={'trait:CUSTOM_GOLD': 'required',
+                             'trait:CUSTOM_SLOW': 'forbidden',
+                             'resources:VCPU': '0',
+                             'resources:CUSTOM_MAGIC': '3'})
+        self.assertEqual(
+            'limit=1000&required=CUSTOM_GOLD,!CUSTOM_SLOW&'
+            'resources=CUSTOM_MAGIC:3,DISK_GB:10,MEMORY_MB:2048',
+            req.to_querystring())
+
+    def test_bad_extra_specs(self):
+        for specs, named in (({'trait:CUSTOM_X': 'yes'}, 'trait:CUSTOM_X'),
+                             ({'resources:VCPU': '-1'}, 'resources:VCPU'),
+                             ({'resources:VCPU': 'two'}, 'resources:VCPU')):
+            ex = self.assertRaises(
+                exception.InvalidFlavorExtraSpecValue, self._request, {},
+                extra_specs=specs)
+            self.assertIn("'%s'" % named, ex.format_message())
+
+    def test_no_limit(self):
+        req = utils.ResourceRequest.from_request_spec(
+            _request_spec({}), limit=None)
+        self.assertNotIn('limit', req.to_querystring())
