@@ -195,3 +195,17 @@ class TraitCreationFailed(NovaException):
 class EmbeddedPlacementAlreadyRunning(NovaException):
     msg_fmt = _("An embedded placement service is already running in this "
                 "process; stop it before starting another one.")
+
+
+class TraitRetrievalFailed(NovaException):
+    msg_fmt = _("Failed to get traits: %(error)s")
+
+
+class LibvirtEmbedUnavailable(HypervisorUnavailable):
+    msg_fmt = _("Cannot use the embedded libvirt QEMU driver %(uri)s: "
+                "%(reason)s")
+
+
+class EmbeddedPlacementStartFailed(NovaException):
+    msg_fmt = _("The embedded placement service failed to start (check "
+                "[placement] embedded_connection): %(reason)s")

@@ -16,6 +16,18 @@ embedded placement database and the serial console logs of the guests it
 boots under this directory.
 """),
     cfg.StrOpt(
+        'instances_path',
+        default='$state_path/instances',
+        help="""
+Where instances are stored on disk.
+
+Each instance has a directory named after its UUID holding its disks and the
+file its serial console is written to. The NVRAM (UEFI variable store) of a
+stateful guest is not kept here but where libvirt keeps it
+(``/var/lib/libvirt/qemu/nvram`` on a system daemon); stateless guests have
+none.
+"""),
+    cfg.StrOpt(
         'host',
         sample_default='<current_hostname>',
         default=None,

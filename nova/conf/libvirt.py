@@ -61,6 +61,14 @@ Possible values:
   The machine type may be an alias (``q35``) or a versioned name
   (``pc-q35-7.2``). The image property ``hw_machine_type`` overrides it.
 """),
+    cfg.IntOpt(
+        'wait_soft_reboot_seconds',
+        default=120,
+        min=0,
+        help="""
+Number of seconds to wait for an instance to shut down after a soft reboot
+request was made. Past it the reboot falls back to a hard reboot.
+"""),
     cfg.MultiStrOpt(
         'firmware_descriptor_dirs',
         default=['/usr/share/qemu/firmware', '/etc/qemu/firmware'],

@@ -57,20 +57,31 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(placement_opts, group=placement_group)
     ks_loading.register_session_conf_options(conf, placement_group.name)
     ks_loading.register_auth_conf_options(conf, placement_group.name)
-    ks_loading.register_adapter_conf_options(
-        conf, placement_group.name,
-        include_deprecated=False)
-    conf.set_default('service_type', DEFAULT_SERVICE_TYPE,
-                     group=placement_group)
-    conf.set_default('valid_interfaces', ['internal', 'public'],
-                     group=placement_group)
+    conf.register_opts(_adapter_opts(), group=placement_group)
+
+
+def _adapter_opts() -> list:
+    """keystoneauth's adapter options, with placement's defaults.
+
+    The defaults are set on the options themselves rather than with
+    ``conf.set_default``: ``ConfigOpts.reset()`` (run by oslo.config's test
+    fixture after every test) drops defaults set that way, which left
+    ``service_type`` empty for every test but the first of a process.
+    """
+    opts = ks_loading.get_adapter_conf_options(include_deprecated=False)
+    for opt in opts:
+        if opt.dest == 'service_type':
+            opt.default = DEFAULT_SERVICE_TYPE
+        elif opt.dest == 'valid_interfaces':
+            opt.default = ['internal', 'public']
+    return opts
 
 
 def _ks_opts() -> list:
     return (ks_loading.get_session_conf_options() +
             ks_loading.get_auth_common_conf_options() +
             ks_loading.get_auth_plugin_conf_options('password') +
-            ks_loading.get_adapter_conf_options(include_deprecated=False))
+            _adapter_opts())
 
 
 def list_opts() -> dict:
