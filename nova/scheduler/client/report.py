@@ -48,6 +48,9 @@ INVENTORY_VERSION = '1.26'
 #: GET /allocation_candidates with ``required=in:...`` and ``!TRAIT``.
 ALLOCATION_CANDIDATES_VERSION = '1.39'
 
+#: PUT /allocations/{consumer} with consumer generations.
+ALLOCATIONS_VERSION = '1.28'
+
 #: How often ``update_from_provider_tree`` tries one provider when others
 #: keep writing to it in between, before it gives up.
 MAX_GENERATION_ATTEMPTS = 4
@@ -182,6 +185,16 @@ class SchedulerReportClient:
         if not providers:
             raise exception.ResourceProviderNotFound(name_or_uuid=name)
         return providers[0]
+
+    def get_provider_name(self, uuid: str) -> str:
+        """Return the name of the provider ``uuid``.
+
+        :raises ResourceProviderNotFound: if there is none.
+        """
+        provider = self._get_resource_provider(uuid)
+        if provider is None:
+            raise exception.ResourceProviderNotFound(name_or_uuid=uuid)
+        return provider['name']
 
     def _get_resource_provider(self, uuid: str) -> dict | None:
         resp = self._get('/resource_providers/%s' % uuid,
@@ -510,3 +523,43 @@ class SchedulerReportClient:
                 error=resp.text)
         body = resp.json()
         return body['allocation_requests'], body['provider_summaries'], version
+
+    # --- allocations --------------------------------------------------------
+
+    def claim_resources(self, consumer_uuid: str, alloc_request: dict,
+                        project_id: str, user_id: str) -> bool:
+        """Claim an allocation request placement offered for a consumer.
+
+        :returns: True when placement accepted the claim, False when it was
+            refused (the resources went to someone else in between).
+        """
+        payload = {
+            'allocations': alloc_request['allocations'],
+            'project_id': project_id,
+            'user_id': user_id,
+            # A new consumer: placement refuses the claim if one exists.
+            'consumer_generation': None,
+        }
+        resp = self._request('PUT', '/allocations/%s' % consumer_uuid,
+                             ALLOCATIONS_VERSION, write_kind='allocations',
+                             payload=payload)
+        if resp.status_code != 204:
+            LOG.warning('Unable to claim resources for %(uuid)s: %(err)s',
+                        {'uuid': consumer_uuid, 'err': resp.text})
+            return False
+        return True
+
+    def get_allocations_for_consumer(self, consumer_uuid: str) -> dict:
+        """Provider uuid -> resources placement holds for a consumer."""
+        resp = self._get('/allocations/%s' % consumer_uuid,
+                         ALLOCATIONS_VERSION)
+        if resp.status_code != 200:
+            return {}
+        return {rp: alloc['resources']
+                for rp, alloc in resp.json()['allocations'].items()}
+
+    def delete_allocation_for_instance(self, consumer_uuid: str) -> bool:
+        """Remove a consumer's allocations; True if there were any."""
+        resp = self._request('DELETE', '/allocations/%s' % consumer_uuid,
+                             ALLOCATIONS_VERSION, write_kind='allocations')
+        return resp.status_code == 204

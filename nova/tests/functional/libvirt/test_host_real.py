@@ -1,0 +1,138 @@
+"""The libvirt Host on this machine's real libvirt and QEMU.
+
+Runs on the embedded QEMU driver (``qemu:///embed``, TCG) with the
+firmware this machine has installed, so the stateless decision is checked
+against what libvirt really offers and what really boots. The first test
+of a process waits a few seconds for libvirt to probe QEMU.
+"""
+
+import os
+
+from lxml import etree
+
+from nova import exception
+from nova import test
+from nova.tests.fixtures import libvirt_embed
+from nova.virt.libvirt import firmware
+from nova.virt.libvirt import host
+
+
+def stateless_domain_xml(name: str, loader_path: str) -> str:
+    return f"""
+<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <loader readonly='yes' type='pflash' stateless='yes'>{loader_path}</loader>
+  </os>
+  <features><acpi/></features>
+</domain>"""
+
+
+class RealHostTestCase(test.NoDBTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.embed = self.useFixture(libvirt_embed.EmbeddedLibvirtFixture())
+        self.host = host.Host(host.default_uri())
+
+    def test_stateless_firmware_supported_with_explicit_loader(self):
+        support = self.host.stateless_firmware_support()
+
+        self.assertTrue(support.supported, support.reasons)
+        self.assertEqual(host.XML_FORM_EXPLICIT, support.xml_form)
+        self.assertGreaterEqual(support.libvirt_version,
+                                host.MIN_LIBVIRT_STATELESS_FIRMWARE)
+        loader = support.loader
+        # A read-only CODE image libvirt offers, used without its VARS.
+        self.assertTrue(loader.stateless)
+        self.assertTrue(loader.readonly)
+        self.assertEqual('pflash', loader.loader_type)
+        self.assertIsNone(loader.nvram_template)
+        self.assertFalse(loader.secure_boot)
+        self.assertIn(loader.descriptor.mode,
+                      (firmware.MODE_SPLIT, firmware.MODE_STATELESS))
+        self.assertEqual(loader.descriptor.executable, loader.path)
+        self.assertTrue(os.path.isfile(loader.path))
+        caps = self.host.get_domain_capabilities_for('x86_64', 'q35')
+        self.assertIn(loader.path, caps.os.loader_paths)
+        if loader.descriptor.mode == firmware.MODE_SPLIT:
+            self.assertNotEqual(loader.descriptor.nvram_template,
+                                loader.path)
+
+    def test_reasons_name_missing_stateless_descriptor(self):
+        descriptors = self.host.firmware_descriptors
+        if any(d.mode == firmware.MODE_STATELESS for d in descriptors):
+            self.fail('this machine has a stateless firmware descriptor; '
+                      'the expectations below describe Debian 12')
+        support = self.host.stateless_firmware_support()
+        self.assertTrue(any(
+            "no firmware descriptor of mode 'stateless'" in reason
+            for reason in support.reasons), support.reasons)
+        self.assertIn('Stateless firmware support: True',
+                      self.stdlog.output)
+
+    def test_autoselection_really_fails_without_stateless_descriptor(self):
+        # The premise of choosing the explicit form on this machine:
+        # libvirt accepts the autoselection XML and fails at start.
+        domain = self.host.write_instance_config("""
+<domain type='qemu'>
+  <name>autoselect-stateless</name>
+  <memory unit='MiB'>128</memory>
+  <os firmware='efi'>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <loader stateless='yes'/>
+  </os>
+  <features><acpi/></features>
+</domain>""")
+        ex = self.assertRaises(host.libvirt.libvirtError, domain.create)
+        self.assertIn("Unable to find any firmware to satisfy 'efi'",
+                      str(ex))
+
+    def test_chosen_loader_boots_without_nvram(self):
+        loader = self.host.stateless_firmware_support().loader
+        domain = self.host.write_instance_config(
+            stateless_domain_xml('stateless-boot', loader.path))
+        defined = etree.fromstring(domain.XMLDesc(0))
+        self.assertEqual('yes', defined.find('os/loader').get('stateless'))
+        self.assertIsNone(defined.find('os/nvram'))
+
+        domain.create()
+        self.assertTrue(domain.isActive())
+        running = etree.fromstring(domain.XMLDesc(0))
+        self.assertIsNone(running.find('os/nvram'))
+        self.assertFalse(os.path.exists(os.path.join(
+            self.embed.nvram_dir, 'stateless-boot_VARS.fd')))
+        domain.destroy()
+
+    def test_domain_capabilities_fetched_once(self):
+        all_caps = self.host.get_domain_capabilities()
+        self.host.get_domain_capabilities()
+        self.host.get_loader('x86_64', 'q35')
+        self.host.get_loader('x86_64', 'q35', stateless=True)
+        self.host.stateless_firmware_support()
+        self.assertEqual(1, self.host.api_calls['getDomainCapabilities'])
+        caps = all_caps['x86_64']['q35']
+        self.assertIs(caps, all_caps['x86_64'][caps.machine_type])
+        self.assertTrue(caps.machine_type.startswith('pc-q35-'))
+
+    def test_secure_boot_stateful_only(self):
+        self.assertTrue(self.host.supports_secure_boot)
+        secure = self.host.get_loader('x86_64', 'q35', secure_boot=True)
+        self.assertIsNotNone(secure.nvram_template)
+        self.assertTrue(secure.descriptor.enrolled_keys)
+        # No descriptor here enforces secure boot without a variable store.
+        self.assertRaises(exception.UEFILoaderNotFound, self.host.get_loader,
+                          'x86_64', 'q35', secure_boot=True, stateless=True)
+
+    def test_domain_helpers(self):
+        loader = self.host.stateless_firmware_support().loader
+        self.host.write_instance_config(
+            stateless_domain_xml('helper-domain', loader.path))
+        self.assertIn('helper-domain', self.host.list_instance_names())
+        self.assertEqual('helper-domain',
+                         self.host.get_domain('helper-domain').name())
+        self.assertRaises(exception.InstanceNotFound, self.host.get_domain,
+                          'no-such-domain')
