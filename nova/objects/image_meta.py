@@ -134,29 +134,30 @@ class ImageMetaProps(base.NovaObject):
         """
         obj = cls()
         props = dict(image_props or {})
+        # The name each property is read from: an error must name the
+        # property as the image spells it, legacy name included.
+        sources = {name: name for name in cls.fields}
         for legacy, current in LEGACY_PROPERTY_NAMES.items():
             if legacy in props and current not in props:
                 props[current] = props[legacy]
+                sources[current] = legacy
         for name in cls.fields:
             if name in props:
-                obj._set_checked(name, props[name])
+                obj._set_checked(name, props[name], sources[name])
         return obj
 
-    def _set_checked(self, name: str, value: ty.Any) -> None:
+    def _set_checked(self, name: str, value: ty.Any,
+                     source: ty.Optional[str] = None) -> None:
         field = self.fields[name]
-        if isinstance(field, fields.FlexibleBooleanField):
-            if not isinstance(value, bool):
-                try:
-                    value = strutils.bool_from_string(value, strict=True)
-                except (ValueError, TypeError):
-                    raise exception.InvalidImagePropertyValue(
-                        name=name, value=value,
-                        accepted=accepted_values(name))
         try:
+            if (isinstance(field, fields.FlexibleBooleanField) and
+                    not isinstance(value, bool)):
+                value = strutils.bool_from_string(value, strict=True)
             setattr(self, name, value)
         except (ValueError, TypeError):
             raise exception.InvalidImagePropertyValue(
-                name=name, value=value, accepted=accepted_values(name))
+                name=source or name, value=value,
+                accepted=accepted_values(name))
 
 
 def accepted_values(name: str) -> str:

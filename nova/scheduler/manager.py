@@ -50,8 +50,17 @@ class SchedulerManager:
         """
         resource_request = utils.ResourceRequest.from_request_spec(
             request_spec)
-        alloc_reqs, _summaries, _version = (
-            self.report_client.get_allocation_candidates(resource_request))
+        try:
+            alloc_reqs, _summaries, _version = (
+                self.report_client.get_allocation_candidates(
+                    resource_request))
+        except exception.AllocationCandidatesRetrievalFailed as ex:
+            # Placement answers 400 for a trait nobody ever defined (a
+            # flavor's trait:CUSTOM_X=required): no host has it.
+            raise exception.NoValidHost(
+                reason='Placement refused the query %s: %s' % (
+                    resource_request.to_querystring(),
+                    ex.format_message())) from ex
         for alloc_req in alloc_reqs:
             rp_uuid = next(iter(alloc_req['allocations']))
             if self.report_client.claim_resources(

@@ -112,6 +112,10 @@ class EmbeddedPlacement:
     ``with EmbeddedPlacement(CONF) as adapter:`` yields a keystoneauth
     ``Adapter`` (``raise_exc=False``) on a fresh placement. ``start`` and
     ``stop`` do the same for callers that cannot use a ``with`` block.
+
+    ``wsgi_app`` is the placement WSGI application while it runs, to serve
+    the same placement over real HTTP as well (a test of a client's HTTP
+    path runs it in a WSGI server).
     """
 
     def __init__(self, conf: cfg.ConfigOpts) -> None:
@@ -120,6 +124,7 @@ class EmbeddedPlacement:
         self._db_context = None
         self._undo_db_patch = None
         self.adapter: ks_adapter.Adapter | None = None
+        self.wsgi_app = None
 
     def start(self) -> ks_adapter.Adapter:
         """Load placement on its database and return an adapter to it.
@@ -154,6 +159,7 @@ class EmbeddedPlacement:
         # would load placement anew (migration check, trait sync) each
         # time: hand it the one loaded above.
         self._direct.app = lambda: app
+        self.wsgi_app = app
         self.adapter = self._direct.__enter__()
 
     def stop(self) -> None:
@@ -176,6 +182,7 @@ class EmbeddedPlacement:
             _forget_placement_process_state()
         finally:
             self.adapter = None
+            self.wsgi_app = None
             self._direct = None
             self._db_context = None
             self._undo_db_patch = None

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import time
 import typing as ty
 
@@ -124,3 +125,29 @@ def pflash_drives(command_line: str) -> list[PflashDrive]:
                                   filename=storage.get('filename', ''),
                                   read_only=read_only))
     return sorted(drives, key=lambda d: d.unit)
+
+
+def pflash_arguments(command_line: str) -> list[str]:
+    """The QEMU arguments that set up the flash drives, as QEMU got them.
+
+    The ``-blockdev`` arguments of each drive's format node and the
+    storage node under it, then the ``-machine`` argument that maps them
+    to ``pflash0`` and ``pflash1``: the raw text behind ``pflash_drives``,
+    for a person to check its conclusions.
+    """
+    words = shlex.split(command_line)
+    blockdevs = {}
+    machine = []
+    for option, value in zip(words, words[1:]):
+        if option == '-blockdev':
+            node = json.loads(value)
+            blockdevs[node.get('node-name')] = (node, value)
+        elif option == '-machine' and _PFLASH_PROPERTY.search(value):
+            machine.append('-machine %s' % value)
+    arguments = []
+    for _unit, format_name in sorted(_PFLASH_PROPERTY.findall(command_line)):
+        node = blockdevs.get(format_name, ({}, ''))[0]
+        for name in (node.get('file'), format_name):
+            if name in blockdevs:
+                arguments.append("-blockdev '%s'" % blockdevs[name][1])
+    return arguments + machine

@@ -209,22 +209,26 @@ class LibvirtDriver(driver.ComputeDriver):
         image_meta: 'objects.ImageMeta',
         arch: str,
     ) -> None:
+        # Read first: it refuses secure boot 'required' for a BIOS guest,
+        # which must not boot without it if it slipped past the API.
+        policy = hardware.get_secure_boot_constraint(flavor, image_meta)
         if hardware.get_firmware_type(image_meta) != fields.FirmwareType.UEFI:
             # BIOS: QEMU's built-in SeaBIOS, no loader and nothing to keep.
             return
         stateless = bool(hardware.get_stateless_firmware_constraint(
             image_meta))
-        policy = hardware.get_secure_boot_constraint(flavor, image_meta)
         if stateless:
             support = self._host.stateless_firmware_support()
             if not support.supported:
                 raise exception.StatelessFirmwareNotSupported(
                     reason='; '.join(support.reasons))
             if support.xml_form == libvirt_host.XML_FORM_AUTOSELECT:
-                self._set_autoselected_stateless_firmware(guest, policy)
+                self._set_autoselected_stateless_firmware(guest, policy,
+                                                          arch)
                 return
         loader = self._choose_loader(arch, guest.os_mach_type, policy,
                                      stateless)
+        self._check_loader_files(loader)
         guest.os_loader = loader.path
         guest.os_loader_type = loader.loader_type
         guest.os_loader_readonly = loader.readonly
@@ -236,6 +240,23 @@ class LibvirtDriver(driver.ComputeDriver):
             guest.os_nvram_template = loader.nvram_template
         if loader.requires_smm or loader.secure_boot:
             guest.add_feature(vconfig.LibvirtConfigGuestFeatureSMM())
+
+    @staticmethod
+    def _check_loader_files(loader: firmware.UEFILoader) -> None:
+        """Refuse a loader whose files are gone.
+
+        Firmware descriptors and domain capabilities are read once, when
+        the service starts; a firmware package removed or replaced since
+        leaves paths QEMU cannot open. Failing while the XML is built,
+        before anything is touched, keeps a hard reboot or a power on
+        from taking down a running guest for a domain that cannot start.
+
+        :raises UEFILoaderFileNotFound: naming the missing file.
+        """
+        for path in (loader.path, loader.nvram_template):
+            if path is not None and not os.path.isfile(path):
+                raise exception.UEFILoaderFileNotFound(
+                    path=path, descriptor=loader.descriptor.path)
 
     def _choose_loader(self, arch: str, machine_type: ty.Optional[str],
                        policy: ty.Optional[str],
@@ -264,6 +285,7 @@ class LibvirtDriver(driver.ComputeDriver):
         self,
         guest: vconfig.LibvirtConfigGuest,
         policy: ty.Optional[str],
+        arch: str,
     ) -> None:
         # Where libvirt can satisfy <os firmware='efi'> with a stateless
         # descriptor, let it choose; secure boot is then a firmware feature
@@ -272,12 +294,30 @@ class LibvirtDriver(driver.ComputeDriver):
         guest.os_firmware = 'efi'
         guest.os_loader_stateless = True
         if policy == fields.SecureBoot.REQUIRED:
+            self._check_stateless_secure_boot(arch, guest.os_mach_type)
             guest.os_firmware_features = {
                 firmware.FEATURE_SECURE_BOOT: True,
                 firmware.FEATURE_ENROLLED_KEYS: True}
         elif policy in (None, fields.SecureBoot.DISABLED):
             guest.os_firmware_features = {firmware.FEATURE_SECURE_BOOT: False}
         # 'optional': either kind of firmware will do.
+
+    def _check_stateless_secure_boot(self, arch: str,
+                                     machine_type: ty.Optional[str]) -> None:
+        # libvirt looks for a firmware with the requested features only at
+        # start, once the domain is defined; refuse here instead when no
+        # stateless build that enforces secure boot is installed. Any
+        # descriptor will do: autoselection does not need its image among
+        # the loader paths of the domain capabilities.
+        caps = self._host.get_domain_capabilities_for(arch, machine_type)
+        name = machine_type or caps.machine_type
+        try:
+            firmware.choose_loader(
+                self._host.firmware_descriptors, arch, name,
+                secure_boot=True, stateless=True,
+                machine_aliases={name: caps.machine_type})
+        except exception.UEFILoaderNotFound:
+            raise exception.StatelessSecureBootNotSupported()
 
     def _add_guest_devices(self, guest: vconfig.LibvirtConfigGuest,
                            instance: 'objects.Instance',
@@ -367,25 +407,20 @@ class LibvirtDriver(driver.ComputeDriver):
                       power_on: bool = True) -> libvirt_guest.Guest:
         """Define the domain and start it.
 
-        When the start fails the definition is removed with its NVRAM, so a
-        failed start leaves nothing behind.
+        When the start fails the domain stays defined, NVRAM included: a
+        guest that failed to come back from a hard reboot keeps its UEFI
+        variables for the next try, and spawn removes what it created
+        itself. A start that failed because the connection to libvirt was
+        lost raises ``HypervisorUnavailable``.
         """
         guest = libvirt_guest.Guest(self._host.write_instance_config(xml))
         if power_on:
             try:
                 guest.launch()
-            except Exception:
-                self._undefine_after_failure(guest)
+            except libvirt.libvirtError as ex:
+                self._host.raise_if_connection_lost(ex, 'createWithFlags')
                 raise
         return guest
-
-    def _undefine_after_failure(self, guest: libvirt_guest.Guest) -> None:
-        try:
-            guest.poweroff()
-            guest.delete_configuration(keep_nvram=False)
-        except Exception:
-            LOG.exception('Could not remove domain %s after a failure',
-                          guest.name)
 
     def _remove_domain(self, instance: 'objects.Instance',
                        keep_nvram: bool) -> None:

@@ -76,6 +76,14 @@ _EVENT_LOOP_STARTED: set[int] = set()
 # the process, even after its connections are closed.
 _EMBED_ROOTS: dict[int, str] = {}
 
+# Each open of a qemu:///embed URI uses up one of libvirt's fixed number of
+# driver slots, closed or not: on libvirt 9.0 a process can open one about
+# 16 times, then every open fails with "Too many drivers". An embedded
+# connection is therefore opened once per process and shared by every Host
+# on that URI, and opened again only once it broke.
+_EMBED_CONNECTIONS: dict[tuple[int, str, bool], ty.Any] = {}
+_EMBED_CONNECTIONS_LOCK = threading.Lock()
+
 
 def default_uri() -> str:
     """The libvirt URI of this compute host.
@@ -157,6 +165,15 @@ def _record_embed_root(root: str) -> None:
 def opened_embed_root() -> str | None:
     """The embedded root this process opened, if any."""
     return _EMBED_ROOTS.get(id(libvirt))
+
+
+def _is_alive(conn: ty.Any) -> bool:
+    try:
+        return bool(conn.isAlive())
+    except libvirt.libvirtError:
+        # A connection closed in this process is no longer a valid
+        # pointer for libvirt.
+        return False
 
 
 def _run_event_loop(module: ty.Any) -> None:
@@ -276,10 +293,21 @@ class Host:
         return CONF.host or socket.gethostname()
 
     def _connect(self) -> ty.Any:
-        LOG.debug('Connecting to libvirt: %s', self._uri)
         root = embed_root(self._uri)
-        if root is not None:
-            _check_embed_root(self._uri, root)
+        if root is None:
+            return self._open()
+        _check_embed_root(self._uri, root)
+        key = (id(libvirt), self._uri, self._read_only)
+        with _EMBED_CONNECTIONS_LOCK:
+            conn = _EMBED_CONNECTIONS.get(key)
+            if conn is None or not _is_alive(conn):
+                conn = self._open()
+                _record_embed_root(root)
+                _EMBED_CONNECTIONS[key] = conn
+            return conn
+
+    def _open(self) -> ty.Any:
+        LOG.debug('Connecting to libvirt: %s', self._uri)
         self.api_calls['open'] += 1
         try:
             if self._read_only:
@@ -291,8 +319,6 @@ class Host:
                       {'uri': self._uri, 'err': ex})
             raise exception.HypervisorUnavailable(
                 host=self._hostname()) from ex
-        if root is not None:
-            _record_embed_root(root)
         try:
             conn.registerCloseCallback(self._connection_closed, None)
         except libvirt.libvirtError as ex:
@@ -315,7 +341,7 @@ class Host:
                 self._conn = None
 
     @staticmethod
-    def _is_connection_error(ex: Exception) -> bool:
+    def is_connection_error(ex: Exception) -> bool:
         code = ex.get_error_code()
         if code in (libvirt.VIR_ERR_NO_CONNECT,
                     libvirt.VIR_ERR_INVALID_CONN):
@@ -337,14 +363,23 @@ class Host:
         try:
             return getattr(conn, name)(*args)
         except libvirt.libvirtError as ex:
-            if not self._is_connection_error(ex):
-                raise
-            LOG.warning('libvirt connection %(uri)s broke during %(api)s: '
-                        '%(err)s', {'uri': self._uri, 'api': name,
-                                    'err': ex})
-            self._forget_connection(conn)
-            raise exception.HypervisorUnavailable(
-                host=self._hostname()) from ex
+            self.raise_if_connection_lost(ex, name, conn)
+            raise
+
+    def raise_if_connection_lost(self, ex: Exception, api: str,
+                                 conn: ty.Any = None) -> None:
+        """Turn a libvirt error that means a lost connection into
+        ``HypervisorUnavailable``, forgetting the connection so the next
+        call reconnects; return for any other error.
+
+        For errors of calls made on a domain rather than the connection.
+        """
+        if not self.is_connection_error(ex):
+            return
+        LOG.warning('libvirt connection %(uri)s broke during %(api)s: '
+                    '%(err)s', {'uri': self._uri, 'api': api, 'err': ex})
+        self._forget_connection(conn if conn is not None else self._conn)
+        raise exception.HypervisorUnavailable(host=self._hostname()) from ex
 
     # --- versions -----------------------------------------------------------
 

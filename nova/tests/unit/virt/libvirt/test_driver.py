@@ -1,0 +1,908 @@
+"""Tests of LibvirtDriver against fakelibvirt posing as other hosts.
+
+fakelibvirt plays what this machine cannot show: libvirt versions around
+the first one that knows stateless loaders (8.6.0), other firmware
+packages, and failures on demand. Each test looks at what an operator or a
+user would see: the capability the host reports, the domain XML libvirt is
+given (parsed, never compared as text), whether a domain, its NVRAM file
+and the instance's files exist after an operation.
+"""
+
+import itertools
+import os
+import shutil
+
+import fixtures
+from lxml import etree
+import os_resource_classes as orc
+import os_traits
+from oslo_utils import units
+from oslo_utils import uuidutils
+
+from nova.compute import provider_tree
+from nova import exception
+from nova import objects
+from nova import test
+from nova.tests.fixtures import libvirt as fakelibvirt
+from nova import utils
+from nova.virt.libvirt import driver as libvirt_driver
+from nova.virt.libvirt import host as libvirt_host
+from nova.virt.libvirt import migration
+
+CODE = fakelibvirt.OVMF_CODE
+VARS = fakelibvirt.OVMF_VARS
+CODE_MS = fakelibvirt.OVMF_CODE_MS
+VARS_MS = fakelibvirt.OVMF_VARS_MS
+SECURE_ENROLLED = ('acpi-s3', 'enrolled-keys', 'requires-smm',
+                   'secure-boot')
+
+STATELESS_TRAIT = os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE
+SECURE_BOOT_TRAIT = os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT
+NODENAME = 'compute1'
+
+
+def make_flavor(**extra_specs) -> 'objects.Flavor':
+    return objects.Flavor(
+        id=1, name='small', flavorid='1', memory_mb=256, vcpus=1,
+        root_gb=1, ephemeral_gb=0, swap=0, extra_specs=extra_specs)
+
+
+def make_image(**properties) -> dict:
+    """A Glance image dict; property values are strings, as from Glance."""
+    return {'id': uuidutils.generate_uuid(), 'name': 'test-image',
+            'status': 'active', 'disk_format': 'qcow2',
+            'container_format': 'bare',
+            'properties': {k: v for k, v in properties.items()
+                           if v is not None}}
+
+
+def make_instance(image: dict, flavor: 'objects.Flavor | None' = None,
+                  instance_id: int = 1) -> 'objects.Instance':
+    """An instance with ``image`` stashed, as the compute API leaves it."""
+    return objects.Instance(
+        id=instance_id, uuid=uuidutils.generate_uuid(),
+        display_name='vm-%d' % instance_id, image_ref=image['id'],
+        host=None, node=None, vm_state='building', task_state=None,
+        flavor=flavor or make_flavor(),
+        system_metadata=utils.get_system_metadata_from_image(image))
+
+
+def uefi_image(stateless: str | None = None, **properties) -> dict:
+    return make_image(hw_firmware_type='uefi',
+                      hw_firmware_stateless=stateless,
+                      hw_machine_type=properties.pop('hw_machine_type',
+                                                     'q35'),
+                      **properties)
+
+
+def firmware_of(xml: str) -> dict:
+    """What a domain XML says about firmware, in plain values.
+
+    Absent elements are None, so a comparison shows both what is wrong
+    and what is missing.
+    """
+    root = etree.fromstring(xml)
+    os_node = root.find('os')
+    loader = os_node.find('loader')
+    nvram = os_node.find('nvram')
+    return {
+        'firmware': os_node.get('firmware'),
+        'features': {f.get('name'): f.get('enabled')
+                     for f in os_node.findall('firmware/feature')} or None,
+        'loader': None if loader is None else loader.text,
+        'loader_attrs': None if loader is None else dict(loader.attrib),
+        'nvram': None if nvram is None else {
+            'path': nvram.text, 'template': nvram.get('template')},
+        'smm': root.find('features/smm') is not None,
+    }
+
+
+def loader_firmware(path: str, *, secure: bool = False,
+                    stateless: bool = False,
+                    template: str | None = None) -> dict:
+    """The expected ``firmware_of`` of an explicit pflash loader."""
+    attrs = {'readonly': 'yes', 'type': 'pflash'}
+    if secure:
+        attrs['secure'] = 'yes'
+    if stateless:
+        attrs['stateless'] = 'yes'
+    return {'firmware': None, 'features': None, 'loader': path,
+            'loader_attrs': attrs,
+            'nvram': None if template is None else {
+                'path': None, 'template': template},
+            'smm': secure}
+
+
+BIOS = {'firmware': None, 'features': None, 'loader': None,
+        'loader_attrs': None, 'nvram': None, 'smm': False}
+STATELESS_PLAIN = loader_firmware(CODE, stateless=True)
+STATEFUL_PLAIN = loader_firmware(CODE, template=VARS)
+STATEFUL_SECURE = loader_firmware(CODE_MS, secure=True, template=VARS_MS)
+
+
+class _DriverTestCase(test.NoDBTestCase):
+    """A LibvirtDriver on fakelibvirt, Debian 12's OVMF by default.
+
+    Firmware this machine does not have lives in a temporary directory:
+    the driver refuses a loader whose files are missing.
+    """
+
+    LV_VER = (8, 6, 0)
+    FAKE_ARGS: dict = {}
+
+    def setUp(self):
+        super().setUp()
+        state = self.useFixture(fixtures.TempDir()).path
+        self.instances_path = os.path.join(state, 'instances')
+        self.flags(state_path=state, instances_path=self.instances_path)
+        self.flags(virt_type='qemu', connection_uri='qemu:///system',
+                   group='libvirt')
+        self.fake = self.use_fake(lv_ver=self.LV_VER, **self.FAKE_ARGS)
+        self.firmware_dir = self.useFixture(fixtures.TempDir()).path
+        self.stateless_code = self.firmware_file('OVMF.stateless.fd')
+        self.stateless_secure_code = self.firmware_file(
+            'OVMF.stateless.secboot.fd')
+
+    def firmware_file(self, name: str) -> str:
+        """Install a firmware image; return its path."""
+        path = os.path.join(self.firmware_dir, name)
+        with open(path, 'wb') as f:
+            f.write(b'\0' * 4096)
+        return path
+
+    def use_fake(self, **kwargs) -> fakelibvirt.FakeLibvirtFixture:
+        self.fake = self.useFixture(fakelibvirt.FakeLibvirtFixture(**kwargs))
+        return self.fake
+
+    def start_driver(self) -> libvirt_driver.LibvirtDriver:
+        drv = libvirt_driver.LibvirtDriver()
+        drv.init_host(NODENAME)
+        return drv
+
+    @property
+    def domains(self) -> dict:
+        return self.fake.hypervisor.domains
+
+    def domain_xml(self, instance: 'objects.Instance') -> str:
+        return self.domains[instance.name].XMLDesc(0)
+
+    def instance_dir(self, instance: 'objects.Instance') -> str:
+        return os.path.join(self.instances_path, instance.uuid)
+
+    def assert_nothing_left(self, instance: 'objects.Instance') -> None:
+        self.assertNotIn(instance.name, self.domains)
+        self.assertEqual({}, self.fake.hypervisor.nvram)
+        self.assertFalse(os.path.exists(self.instance_dir(instance)))
+
+
+class InitHostTestCase(_DriverTestCase):
+
+    def test_stateless_support_follows_libvirt_version(self):
+        for lv_ver, supported in (((8, 5, 0), False), ((8, 5, 9), False),
+                                  ((8, 6, 0), True), ((8, 6, 1), True),
+                                  ((9, 0, 0), True), ((10, 5, 0), True)):
+            self.use_fake(lv_ver=lv_ver)
+            drv = self.start_driver()
+            self.assertIs(supported,
+                          drv.capabilities['supports_stateless_firmware'],
+                          'libvirt %s' % (lv_ver,))
+        # The reason is the version, not the firmware.
+        self.use_fake(lv_ver=(8, 5, 0))
+        reasons = self.start_driver().host.stateless_firmware_support(
+            ).reasons
+        self.assertIn('libvirt 8.5.0 is older than 8.6.0', reasons[0])
+
+    def test_no_firmware_descriptors(self):
+        self.fake.remove_descriptors()
+        drv = self.start_driver()
+        self.assertFalse(drv.capabilities['supports_stateless_firmware'])
+        self.assertFalse(drv.capabilities['supports_secure_boot'])
+        support = drv.host.stateless_firmware_support()
+        self.assertIsNone(support.xml_form)
+        self.assertIn("no firmware descriptor of mode 'stateless'",
+                      support.reasons[-1])
+
+    def test_domain_capabilities_without_the_loader(self):
+        # Descriptors installed, but libvirt offers none of their images.
+        self.use_fake(loader_paths=('/usr/share/other/CODE.fd',))
+        drv = self.start_driver()
+        self.assertFalse(drv.capabilities['supports_stateless_firmware'])
+        self.assertIn(
+            'has its executable among the loader images libvirt offers '
+            '(/usr/share/other/CODE.fd)',
+            ' '.join(drv.host.stateless_firmware_support().reasons))
+
+    def test_stateless_descriptor_with_autoselection(self):
+        # Newer libvirt listing no loader image to name explicitly, and a
+        # firmware package shipping a build of mode 'stateless'.
+        self.use_fake(lv_ver=(9, 5, 0), loader_paths=())
+        self.fake.write_stateless_descriptor('30-stateless.json',
+                                             self.stateless_code)
+        drv = self.start_driver()
+        self.assertTrue(drv.capabilities['supports_stateless_firmware'])
+        support = drv.host.stateless_firmware_support()
+        self.assertEqual(libvirt_host.XML_FORM_AUTOSELECT, support.xml_form)
+        self.assertIsNone(support.loader)
+
+    def test_debian_firmware_uses_explicit_form(self):
+        drv = self.start_driver()
+        self.assertTrue(drv.capabilities['supports_stateless_firmware'])
+        self.assertTrue(drv.capabilities['supports_secure_boot'])
+        support = drv.host.stateless_firmware_support()
+        self.assertEqual(libvirt_host.XML_FORM_EXPLICIT, support.xml_form)
+        self.assertEqual(CODE, support.loader.path)
+
+    def test_libvirt_too_old(self):
+        self.use_fake(lv_ver=(6, 10, 0))
+        ex = self.assertRaises(exception.InternalError, self.start_driver)
+        self.assertEqual('Nova requires libvirt version 7.0.0 or greater.',
+                         str(ex))
+
+    def test_qemu_too_old(self):
+        self.use_fake(hv_ver=(5, 1, 0))
+        ex = self.assertRaises(exception.InternalError, self.start_driver)
+        self.assertEqual('Nova requires QEMU version 5.2.0 or greater.',
+                         str(ex))
+
+    def test_oldest_supported_versions_start(self):
+        self.use_fake(lv_ver=libvirt_driver.MIN_LIBVIRT_VERSION,
+                      hv_ver=libvirt_driver.MIN_QEMU_VERSION)
+        drv = self.start_driver()
+        self.assertFalse(drv.capabilities['supports_stateless_firmware'])
+
+    def test_libvirt_unreachable(self):
+        self.fake.set_available(False)
+        self.assertRaises(exception.HypervisorUnavailable,
+                          self.start_driver)
+
+    def test_two_drivers_keep_their_own_capabilities(self):
+        new = self.start_driver()
+        self.use_fake(lv_ver=(8, 5, 0))
+        old = self.start_driver()
+        self.assertTrue(new.capabilities['supports_stateless_firmware'])
+        self.assertFalse(old.capabilities['supports_stateless_firmware'])
+        self.assertFalse(libvirt_driver.LibvirtDriver.capabilities[
+            'supports_stateless_firmware'])
+
+
+class UpdateProviderTreeTestCase(_DriverTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.tree = provider_tree.ProviderTree()
+        self.tree.new_root(NODENAME, uuidutils.generate_uuid(), 1)
+        # An operator's trait and one another service set.
+        self.others = {'CUSTOM_GOLD', os_traits.HW_CPU_X86_AVX2}
+
+    def traits_after_update(self, initial: set) -> frozenset:
+        self.tree.update_traits(NODENAME, initial)
+        self.start_driver().update_provider_tree(self.tree, NODENAME)
+        return self.tree.data(NODENAME).traits
+
+    def test_adds_trait_when_supported(self):
+        traits = self.traits_after_update(self.others)
+        self.assertIn(STATELESS_TRAIT, traits)
+        self.assertIn(SECURE_BOOT_TRAIT, traits)
+        self.assertLessEqual(self.others, traits)
+
+    def test_removes_trait_when_not_supported(self):
+        self.use_fake(lv_ver=(8, 5, 0))
+        traits = self.traits_after_update(self.others | {STATELESS_TRAIT})
+        self.assertNotIn(STATELESS_TRAIT, traits)
+        self.assertLessEqual(self.others, traits)
+
+    def test_removes_trait_without_firmware(self):
+        self.fake.remove_descriptors()
+        traits = self.traits_after_update(
+            self.others | {STATELESS_TRAIT, SECURE_BOOT_TRAIT})
+        self.assertEqual(
+            self.others | {os_traits.COMPUTE_IMAGE_TYPE_QCOW2,
+                           os_traits.COMPUTE_IMAGE_TYPE_RAW},
+            traits)
+
+    def test_inventory(self):
+        self.start_driver().update_provider_tree(self.tree, NODENAME)
+        inventory = self.tree.data(NODENAME).inventory
+        self.assertEqual({orc.VCPU, orc.MEMORY_MB, orc.DISK_GB},
+                         set(inventory))
+        self.assertEqual(4, inventory[orc.VCPU]['total'])
+        self.assertEqual(16384, inventory[orc.MEMORY_MB]['total'])
+        self.assertEqual(512, inventory[orc.MEMORY_MB]['reserved'])
+        disk_gb = shutil.disk_usage(self.instances_path).total // units.Gi
+        self.assertEqual(disk_gb, inventory[orc.DISK_GB]['total'])
+        self.assertEqual(disk_gb, inventory[orc.DISK_GB]['max_unit'])
+
+    def test_inventory_follows_host(self):
+        self.use_fake(cpus=32, memory_mb=262144)
+        self.start_driver().update_provider_tree(self.tree, NODENAME)
+        inventory = self.tree.data(NODENAME).inventory
+        self.assertEqual(32, inventory[orc.VCPU]['max_unit'])
+        self.assertEqual(262144, inventory[orc.MEMORY_MB]['total'])
+
+
+class _GuestConfigTestCase(_DriverTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self._next_id = itertools.count(1)
+
+    def guest_xml(self, drv: libvirt_driver.LibvirtDriver, image: dict,
+                  flavor: 'objects.Flavor | None' = None) -> str:
+        instance = make_instance(image, flavor, next(self._next_id))
+        return drv._get_guest_xml(instance,
+                                  objects.ImageMeta.from_dict(image))
+
+
+class GuestFirmwareMatrixTestCase(_GuestConfigTestCase):
+    """Every combination of the firmware inputs on Debian 12's OVMF."""
+
+    FIRMWARE_TYPES = ('bios', 'uefi', None)
+    STATELESS = (None, 'true', 'false')
+    POLICIES = (None, 'disabled', 'optional', 'required')
+    MACHINES = ('q35', 'pc-q35-7.2', 'pc')
+
+    @staticmethod
+    def expected(firmware_type, stateless, policy, machine):
+        """The firmware, or the exception, each combination must give."""
+        if firmware_type != 'uefi':
+            # x86_64 boots BIOS unless told otherwise.
+            if policy == 'required':
+                return exception.SecureBootRequiresUEFI
+            return BIOS
+        q35 = machine != 'pc'  # Debian's secure builds target q35 only
+        if stateless == 'true':
+            if policy == 'required':
+                return exception.StatelessSecureBootNotSupported
+            return STATELESS_PLAIN
+        if policy == 'required':
+            return STATEFUL_SECURE if q35 else (
+                exception.SecureBootNotSupported)
+        if policy == 'optional' and q35:
+            return STATEFUL_SECURE
+        return STATEFUL_PLAIN
+
+    def test_matrix(self):
+        drv = self.start_driver()
+        conn = fakelibvirt.open('qemu:///system')
+        wrong = []
+        for firmware_type, stateless, policy, machine, source in (
+                itertools.product(self.FIRMWARE_TYPES, self.STATELESS,
+                                  self.POLICIES, self.MACHINES,
+                                  ('image', 'flavor'))):
+            if policy is None and source == 'flavor':
+                continue
+            image = make_image(
+                hw_firmware_type=firmware_type,
+                hw_firmware_stateless=stateless, hw_machine_type=machine,
+                os_secure_boot=policy if source == 'image' else None)
+            flavor = make_flavor(**({'os:secure_boot': policy}
+                                    if source == 'flavor' else {}))
+            case = (firmware_type, stateless, policy, machine, source)
+            want = self.expected(firmware_type, stateless, policy, machine)
+            try:
+                xml = self.guest_xml(drv, image, flavor)
+            except exception.NovaException as ex:
+                if type(ex) is not want:
+                    wrong.append((case, want, repr(ex)))
+                continue
+            got = firmware_of(xml)
+            if got != want:
+                wrong.append((case, want, got))
+                continue
+            # libvirt accepts it, and a stateless guest gets no NVRAM.
+            domain = conn.defineXML(xml)
+            defined = firmware_of(domain.XMLDesc(0))
+            if (defined['nvram'] is None) != (want['nvram'] is None):
+                wrong.append((case, 'nvram after define', defined))
+            domain.undefineFlags(fakelibvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        self.assertEqual([], wrong)
+
+    def test_stateless_xml_has_no_nvram_and_says_so(self):
+        drv = self.start_driver()
+        root = etree.fromstring(self.guest_xml(drv, uefi_image('true')))
+        loader = root.find('os/loader')
+        self.assertEqual('yes', loader.get('stateless'))
+        self.assertEqual('yes', loader.get('readonly'))
+        self.assertEqual('pflash', loader.get('type'))
+        self.assertIsNone(loader.get('secure'))
+        self.assertEqual([], root.findall('os/nvram'))
+        # UEFI on x86_64 needs ACPI, or libvirt refuses the domain.
+        self.assertIsNotNone(root.find('features/acpi'))
+
+    def test_stateless_on_host_without_support(self):
+        self.use_fake(lv_ver=(8, 5, 0))
+        drv = self.start_driver()
+        ex = self.assertRaises(exception.StatelessFirmwareNotSupported,
+                               self.guest_xml, drv, uefi_image('true'))
+        self.assertIn('libvirt 8.5.0 is older than 8.6.0', str(ex))
+        # Stateful UEFI and BIOS still work there.
+        self.assertEqual(STATEFUL_PLAIN,
+                         firmware_of(self.guest_xml(drv, uefi_image())))
+        self.assertEqual(BIOS, firmware_of(self.guest_xml(
+            drv, make_image(hw_firmware_stateless='true'))))
+
+    def test_stateless_secure_boot_needs_stateless_build(self):
+        # Debian's split secure builds run without their variable store
+        # boot in setup mode: secure boot would not be enforced.
+        drv = self.start_driver()
+        for image, flavor in (
+                (uefi_image('true', os_secure_boot='required'), None),
+                (uefi_image('true'),
+                 make_flavor(**{'os:secure_boot': 'required'}))):
+            ex = self.assertRaises(
+                exception.StatelessSecureBootNotSupported,
+                self.guest_xml, drv, image, flavor)
+            self.assertIsInstance(ex, exception.Invalid)
+
+    def test_stateless_secure_boot_with_stateless_build(self):
+        self.fake.write_stateless_descriptor(
+            '30-stateless-secure.json', self.stateless_secure_code,
+            features=SECURE_ENROLLED)
+        secure = loader_firmware(self.stateless_secure_code, secure=True,
+                                 stateless=True)
+        drv = self.start_driver()
+        xml = self.guest_xml(drv, uefi_image('true',
+                                             os_secure_boot='required'))
+        self.assertEqual(secure, firmware_of(xml))
+        # Without secure boot the plain build is used, not the secure one.
+        for policy in (None, 'disabled'):
+            xml = self.guest_xml(drv, uefi_image('true',
+                                                 os_secure_boot=policy))
+            self.assertEqual(STATELESS_PLAIN, firmware_of(xml))
+        # Optional takes the enforcing build when there is one.
+        xml = self.guest_xml(drv, uefi_image('true',
+                                             os_secure_boot='optional'))
+        self.assertEqual(secure, firmware_of(xml))
+
+    def test_optional_never_claims_unenforced_secure_boot(self):
+        # Only secure-boot capable builds without enrolled keys: nothing
+        # here enforces secure boot, stateful or stateless.
+        self.fake.remove_descriptors()
+        self.fake.write_split_descriptor(
+            '50-secure.json', fakelibvirt.OVMF_CODE_SECBOOT, VARS,
+            features=('acpi-s3', 'requires-smm', 'secure-boot'))
+        drv = self.start_driver()
+        for stateless in ('true', None):
+            got = firmware_of(self.guest_xml(drv, uefi_image(
+                stateless, os_secure_boot='optional')))
+            self.assertEqual(fakelibvirt.OVMF_CODE_SECBOOT, got['loader'])
+            self.assertNotIn('secure', got['loader_attrs'])
+            # The build needs SMM even though secure boot is off.
+            self.assertTrue(got['smm'])
+
+    def test_explicit_machine_type_alias_and_versioned_agree(self):
+        drv = self.start_driver()
+        alias = firmware_of(self.guest_xml(drv, uefi_image(
+            'true', hw_machine_type='q35')))
+        versioned = firmware_of(self.guest_xml(drv, uefi_image(
+            'true', hw_machine_type='pc-q35-7.2')))
+        self.assertEqual(alias, versioned)
+
+    def test_configured_default_machine_type(self):
+        # Without hw_machine_type the configured default decides which
+        # builds fit: Debian's secure builds only target q35.
+        image = make_image(hw_firmware_type='uefi',
+                           os_secure_boot='required')
+        self.flags(hw_machine_type=['x86_64=q35'], group='libvirt')
+        drv = self.start_driver()
+        root = etree.fromstring(self.guest_xml(drv, image))
+        self.assertEqual('q35', root.find('os/type').get('machine'))
+        self.assertEqual(STATEFUL_SECURE,
+                         firmware_of(etree.tostring(root)))
+        self.flags(hw_machine_type=[], group='libvirt')
+        drv = self.start_driver()
+        self.assertRaises(exception.SecureBootNotSupported,
+                          self.guest_xml, drv, image)
+
+
+class AArch64GuestFirmwareTestCase(_GuestConfigTestCase):
+    """An aarch64 host, where an image that says nothing boots UEFI."""
+
+    FAKE_ARGS = {
+        'debian_firmware': False, 'arch': 'aarch64',
+        'emulator': '/usr/bin/qemu-system-aarch64',
+        'machine_types': {'virt': 'virt-7.2', 'virt-7.2': None},
+        'default_machine_type': 'virt-7.2',
+    }
+
+    def setUp(self):
+        super().setUp()
+        self.aavmf_code = self.firmware_file('AAVMF_CODE.fd')
+        self.aavmf_vars = self.firmware_file('AAVMF_VARS.fd')
+        self.fake.write_split_descriptor(
+            '60-edk2-aarch64.json', self.aavmf_code, self.aavmf_vars,
+            arch='aarch64', machines=('virt-*',))
+
+    def test_unset_firmware_boots_uefi(self):
+        drv = self.start_driver()
+        xml = self.guest_xml(drv, make_image(hw_architecture='aarch64'))
+        self.assertEqual(
+            loader_firmware(self.aavmf_code, template=self.aavmf_vars),
+            firmware_of(xml))
+        self.assertEqual('aarch64',
+                         etree.fromstring(xml).find('os/type').get('arch'))
+
+    def test_unset_firmware_stateless(self):
+        drv = self.start_driver()
+        self.assertTrue(drv.capabilities['supports_stateless_firmware'])
+        xml = self.guest_xml(drv, make_image(hw_architecture='aarch64',
+                                             hw_firmware_stateless='true'))
+        self.assertEqual(loader_firmware(self.aavmf_code, stateless=True),
+                         firmware_of(xml))
+        fakelibvirt.open().defineXML(xml)
+
+    def test_explicit_bios_has_no_loader(self):
+        drv = self.start_driver()
+        xml = self.guest_xml(drv, make_image(hw_architecture='aarch64',
+                                             hw_firmware_type='bios'))
+        self.assertEqual(BIOS, firmware_of(xml))
+
+
+class AutoselectGuestFirmwareTestCase(_GuestConfigTestCase):
+    """A newer libvirt that can only autoselect stateless firmware."""
+
+    LV_VER = (9, 5, 0)
+    FAKE_ARGS = {'loader_paths': ()}
+
+    def setUp(self):
+        super().setUp()
+        self.fake.write_stateless_descriptor('30-stateless.json',
+                                             self.stateless_code)
+
+    def autoselected(self, features: dict | None) -> dict:
+        return {'firmware': 'efi', 'features': features, 'loader': None,
+                'loader_attrs': {'stateless': 'yes'}, 'nvram': None,
+                'smm': False}
+
+    def test_form_per_policy(self):
+        drv = self.start_driver()
+        self.assertEqual(
+            libvirt_host.XML_FORM_AUTOSELECT,
+            drv.host.stateless_firmware_support().xml_form)
+        for policy, features in (
+                (None, {'secure-boot': 'no'}),
+                ('disabled', {'secure-boot': 'no'}),
+                ('optional', None)):
+            xml = self.guest_xml(drv, uefi_image('true',
+                                                 os_secure_boot=policy))
+            self.assertEqual(self.autoselected(features), firmware_of(xml),
+                             policy)
+
+    def test_required_with_stateless_secure_build(self):
+        self.fake.write_stateless_descriptor(
+            '20-stateless-secure.json', self.stateless_secure_code,
+            features=SECURE_ENROLLED)
+        drv = self.start_driver()
+        xml = self.guest_xml(drv, uefi_image('true',
+                                             os_secure_boot='required'))
+        self.assertEqual(
+            self.autoselected({'secure-boot': 'yes',
+                               'enrolled-keys': 'yes'}),
+            firmware_of(xml))
+
+    def test_required_without_stateless_secure_build(self):
+        # libvirt would refuse to start it; it must fail before anything
+        # is defined, as with the explicit form.
+        drv = self.start_driver()
+        instance = make_instance(uefi_image('true',
+                                            os_secure_boot='required'))
+        self.assertRaises(exception.StatelessSecureBootNotSupported,
+                          drv.spawn, None, instance, instance.image_meta)
+        self.assert_nothing_left(instance)
+
+    def test_spawn_autoselected(self):
+        drv = self.start_driver()
+        instance = make_instance(uefi_image('true'))
+        drv.spawn(None, instance, instance.image_meta)
+        self.assertTrue(self.domains[instance.name].isActive())
+        self.assertEqual({}, self.fake.hypervisor.nvram)
+
+
+class LifecycleTestCase(_DriverTestCase):
+    """Which operations keep a stateful guest's NVRAM, which remove it."""
+
+    #: A UEFI variable the guest set, e.g. its boot entry.
+    VARIABLE = ('Boot0001', 'debian')
+
+    def setUp(self):
+        super().setUp()
+        self.drv = self.start_driver()
+
+    def spawn(self, image: dict, instance_id: int = 1) -> 'objects.Instance':
+        instance = make_instance(image, instance_id=instance_id)
+        self.drv.spawn(None, instance, instance.image_meta)
+        return instance
+
+    def nvram_path(self, instance: 'objects.Instance') -> str:
+        return os.path.join(self.fake.config.nvram_dir,
+                            '%s_VARS.fd' % instance.name)
+
+    def spawn_stateful(self) -> 'objects.Instance':
+        instance = self.spawn(uefi_image())
+        variables = self.fake.hypervisor.nvram[self.nvram_path(instance)]
+        variables.update([self.VARIABLE])
+        return instance
+
+    def assert_variables_kept(self, instance: 'objects.Instance') -> None:
+        self.assertEqual(dict([self.VARIABLE]),
+                         self.fake.hypervisor.nvram.get(
+                             self.nvram_path(instance)))
+
+    def assert_running(self, instance: 'objects.Instance') -> None:
+        self.assertEqual(libvirt_driver.POWER_RUNNING,
+                         self.drv.get_info(instance))
+
+    def test_spawn_stateless(self):
+        instance = self.spawn(uefi_image('true'))
+        self.assert_running(instance)
+        self.assertEqual(STATELESS_PLAIN,
+                         firmware_of(self.domain_xml(instance)))
+        self.assertEqual({}, self.fake.hypervisor.nvram)
+        self.assertTrue(os.path.exists(os.path.join(
+            self.instance_dir(instance), libvirt_driver.DISK_NAME)))
+
+    def test_spawn_stateful_creates_nvram(self):
+        instance = self.spawn(uefi_image())
+        self.assert_running(instance)
+        self.assertEqual({self.nvram_path(instance): {}},
+                         self.fake.hypervisor.nvram)
+
+    def test_destroy_removes_nvram(self):
+        instance = self.spawn_stateful()
+        self.drv.destroy(None, instance)
+        self.assert_nothing_left(instance)
+        self.assertEqual(libvirt_driver.POWER_NOSTATE,
+                         self.drv.get_info(instance))
+
+    def test_destroy_of_a_stopped_guest(self):
+        instance = self.spawn_stateful()
+        self.drv.power_off(instance)
+        self.drv.destroy(None, instance)
+        self.assert_nothing_left(instance)
+
+    def test_hard_reboot_keeps_nvram(self):
+        instance = self.spawn_stateful()
+        self.drv.reboot(None, instance, None, libvirt_driver.REBOOT_HARD)
+        self.assert_running(instance)
+        self.assert_variables_kept(instance)
+
+    def test_power_off_and_on_keep_nvram(self):
+        instance = self.spawn_stateful()
+        self.drv.power_off(instance)
+        self.assertEqual(libvirt_driver.POWER_SHUTDOWN,
+                         self.drv.get_info(instance))
+        self.drv.power_on(None, instance)
+        self.assert_running(instance)
+        self.assert_variables_kept(instance)
+
+    def test_rescue_and_unrescue_keep_nvram(self):
+        instance = self.spawn_stateful()
+        self.drv.rescue(None, instance, None,
+                        objects.ImageMeta.from_dict(make_image()))
+        disks = etree.fromstring(self.domain_xml(instance)).findall(
+            'devices/disk/source')
+        self.assertEqual(
+            [libvirt_driver.RESCUE_DISK_NAME, libvirt_driver.DISK_NAME],
+            [os.path.basename(d.get('file')) for d in disks])
+        self.assert_running(instance)
+        self.assert_variables_kept(instance)
+        self.drv.unrescue(None, instance)
+        disks = etree.fromstring(self.domain_xml(instance)).findall(
+            'devices/disk/source')
+        self.assertEqual([libvirt_driver.DISK_NAME],
+                         [os.path.basename(d.get('file')) for d in disks])
+        self.assert_running(instance)
+        self.assert_variables_kept(instance)
+
+    def test_rescue_keeps_stateless(self):
+        # The rescue image is a plain BIOS image; the instance's own
+        # stashed properties decide the firmware.
+        instance = self.spawn(uefi_image('true'))
+        self.drv.rescue(None, instance, None,
+                        objects.ImageMeta.from_dict(make_image()))
+        self.assertEqual(STATELESS_PLAIN,
+                         firmware_of(self.domain_xml(instance)))
+        self.drv.unrescue(None, instance)
+        self.assertEqual(STATELESS_PLAIN,
+                         firmware_of(self.domain_xml(instance)))
+        self.assertEqual({}, self.fake.hypervisor.nvram)
+
+    def test_finish_migration_keeps_nvram(self):
+        instance = self.spawn_stateful()
+        self.drv.migrate_disk_and_power_off(None, instance, NODENAME,
+                                            instance.flavor)
+        instance.flavor = make_flavor()
+        instance.flavor.memory_mb = 512
+        instance.flavor.root_gb = 2
+        self.drv.finish_migration(None, None, instance, '', None,
+                                  instance.image_meta, True)
+        self.assert_running(instance)
+        self.assert_variables_kept(instance)
+        memory = etree.fromstring(self.domain_xml(instance)).find('memory')
+        self.assertEqual(str(512 * units.Ki), memory.text)
+
+    def test_hard_reboot_keeps_stateless(self):
+        instance = self.spawn(uefi_image('true'))
+        self.drv.reboot(None, instance, None, libvirt_driver.REBOOT_HARD)
+        self.assert_running(instance)
+        self.assertEqual(STATELESS_PLAIN,
+                         firmware_of(self.domain_xml(instance)))
+        self.assertEqual({}, self.fake.hypervisor.nvram)
+
+    def test_failed_hard_reboot_keeps_domain_and_nvram(self):
+        instance = self.spawn_stateful()
+        self.fake.fail_next('createWithFlags')
+        self.assertRaises(fakelibvirt.libvirtError, self.drv.reboot, None,
+                          instance, None, libvirt_driver.REBOOT_HARD)
+        # The guest is down but intact: another hard reboot brings it
+        # back with its variables.
+        self.assertEqual(libvirt_driver.POWER_SHUTDOWN,
+                         self.drv.get_info(instance))
+        self.assert_variables_kept(instance)
+        self.drv.reboot(None, instance, None, libvirt_driver.REBOOT_HARD)
+        self.assert_running(instance)
+        self.assert_variables_kept(instance)
+
+    def test_start_failure_during_spawn_leaves_nothing(self):
+        self.fake.fail_next('createWithFlags',
+                            fakelibvirt.VIR_ERR_OPERATION_FAILED,
+                            'QEMU unexpectedly closed the monitor')
+        instance = make_instance(uefi_image())
+        ex = self.assertRaises(fakelibvirt.libvirtError, self.drv.spawn,
+                               None, instance, instance.image_meta)
+        self.assertIn('QEMU unexpectedly closed the monitor', str(ex))
+        self.assert_nothing_left(instance)
+
+    def test_define_failure_during_spawn_leaves_nothing(self):
+        self.fake.fail_next('defineXML', fakelibvirt.VIR_ERR_XML_DETAIL,
+                            error_domain=fakelibvirt.VIR_FROM_DOMAIN)
+        instance = make_instance(uefi_image('true'))
+        self.assertRaises(fakelibvirt.libvirtError, self.drv.spawn, None,
+                          instance, instance.image_meta)
+        self.assert_nothing_left(instance)
+
+    def test_connection_lost_during_spawn(self):
+        self.fake.drop_connection_on('createWithFlags')
+        instance = make_instance(uefi_image())
+        self.assertRaises(exception.HypervisorUnavailable, self.drv.spawn,
+                          None, instance, instance.image_meta)
+        # The driver reconnected and cleaned up.
+        self.assertEqual([], self.drv.list_instances())
+        self.assert_nothing_left(instance)
+        # And it works again.
+        instance = self.spawn(uefi_image('true'), instance_id=2)
+        self.assertEqual([instance.name], self.drv.list_instances())
+
+    def test_unsupported_request_fails_before_anything_exists(self):
+        for image in (uefi_image('true', os_secure_boot='required'),
+                      uefi_image(hw_machine_type='pc',
+                                 os_secure_boot='required')):
+            instance = make_instance(image)
+            self.assertRaises(exception.Invalid, self.drv.spawn, None,
+                              instance, instance.image_meta)
+            self.assert_nothing_left(instance)
+
+    def test_stateless_not_supported_fails_before_anything_exists(self):
+        self.use_fake(lv_ver=(8, 5, 0))
+        self.drv = self.start_driver()
+        instance = make_instance(uefi_image('true'))
+        self.assertRaises(exception.StatelessFirmwareNotSupported,
+                          self.drv.spawn, None, instance,
+                          instance.image_meta)
+        self.assert_nothing_left(instance)
+
+    def test_rebuild_stateful_to_stateless_drops_nvram(self):
+        instance = self.spawn_stateful()
+        image = uefi_image('true')
+        instance.system_metadata = utils.replace_image_system_metadata(
+            instance.system_metadata, image)
+        self.drv.rebuild(None, instance, instance.image_meta)
+        self.assert_running(instance)
+        self.assertEqual(STATELESS_PLAIN,
+                         firmware_of(self.domain_xml(instance)))
+        self.assertEqual({}, self.fake.hypervisor.nvram)
+
+    def test_rebuild_onto_unbootable_image_keeps_guest(self):
+        instance = self.spawn_stateful()
+        image = objects.ImageMeta.from_dict(
+            uefi_image('true', os_secure_boot='required'))
+        self.assertRaises(exception.StatelessSecureBootNotSupported,
+                          self.drv.rebuild, None, instance, image)
+        self.assert_running(instance)
+        self.assert_variables_kept(instance)
+
+
+class LiveMigrationTestCase(_DriverTestCase):
+    """The checks both ends make before a live migration starts."""
+
+    def destination(self, lv_ver=(8, 6, 0), **kwargs
+                    ) -> libvirt_driver.LibvirtDriver:
+        self.use_fake(lv_ver=lv_ver, **kwargs)
+        return self.start_driver()
+
+    def test_old_destination_refuses_stateless_instance(self):
+        dest = self.destination(lv_ver=(8, 5, 0))
+        instance = make_instance(uefi_image('true'))
+        ex = self.assertRaises(exception.MigrationPreCheckError,
+                               dest.check_can_live_migrate_destination,
+                               None, instance)
+        self.assertIn(instance.uuid, str(ex))
+        self.assertIn('destination host does not support it', str(ex))
+        self.assertIn('libvirt 8.5.0 is older than 8.6.0', str(ex))
+
+    def test_old_destination_takes_stateful_instance(self):
+        dest = self.destination(lv_ver=(8, 5, 0))
+        for image in (uefi_image(), uefi_image('false'), make_image(
+                hw_firmware_stateless='true')):
+            data = dest.check_can_live_migrate_destination(
+                None, make_instance(image))
+            self.assertFalse(data.dst_supports_stateless_firmware)
+
+    def test_new_destination_reports_its_loader(self):
+        dest = self.destination()
+        data = dest.check_can_live_migrate_destination(
+            None, make_instance(uefi_image('true')))
+        self.assertIsInstance(data, migration.LibvirtLiveMigrateData)
+        self.assertTrue(data.dst_supports_stateless_firmware)
+        self.assertEqual(CODE, data.dst_os_loader)
+        self.assertIsNone(data.dst_os_firmware)
+        data = dest.check_can_live_migrate_destination(
+            None, make_instance(uefi_image(os_secure_boot='required')))
+        self.assertEqual(CODE_MS, data.dst_os_loader)
+
+    def test_destination_firmware_elsewhere(self):
+        self.use_fake(debian_firmware=False)
+        code = self.firmware_file('CODE.fd')
+        self.fake.write_split_descriptor(
+            '60-edk2.json', code, self.firmware_file('VARS.fd'))
+        dest = self.start_driver()
+        data = dest.check_can_live_migrate_destination(
+            None, make_instance(uefi_image('true')))
+        self.assertEqual(code, data.dst_os_loader)
+
+    def test_destination_cannot_build_firmware(self):
+        dest = self.destination()
+        instance = make_instance(uefi_image('true',
+                                            os_secure_boot='required'))
+        ex = self.assertRaises(exception.MigrationPreCheckError,
+                               dest.check_can_live_migrate_destination,
+                               None, instance)
+        self.assertIn('cannot build the firmware', str(ex))
+
+    def test_bios_instance_needs_no_loader(self):
+        dest = self.destination()
+        data = dest.check_can_live_migrate_destination(
+            None, make_instance(make_image()))
+        self.assertIsNone(data.dst_os_loader)
+
+    def test_source_refuses_unsupported_destination(self):
+        source = self.start_driver()
+        instance = make_instance(uefi_image('true'))
+        ex = self.assertRaises(
+            exception.MigrationPreCheckError,
+            source.check_can_live_migrate_source, None, instance,
+            migration.LibvirtLiveMigrateData(
+                dst_supports_stateless_firmware=False))
+        self.assertIn(instance.uuid, str(ex))
+        data = migration.LibvirtLiveMigrateData(
+            dst_supports_stateless_firmware=True, dst_os_loader=CODE)
+        self.assertIs(data, source.check_can_live_migrate_source(
+            None, instance, data))
+
+    def test_source_accepts_stateful_to_any_destination(self):
+        source = self.start_driver()
+        data = migration.LibvirtLiveMigrateData()
+        self.assertIs(data, source.check_can_live_migrate_source(
+            None, make_instance(uefi_image()), data))
+
+    def test_updated_xml_of_running_stateless_guest(self):
+        source = self.start_driver()
+        instance = make_instance(uefi_image('true'))
+        source.spawn(None, instance, instance.image_meta)
+        xml = source.get_updated_guest_xml(
+            instance, migration.LibvirtLiveMigrateData(
+                dst_supports_stateless_firmware=True,
+                dst_os_loader='/opt/edk2/CODE.fd'))
+        self.assertEqual(loader_firmware('/opt/edk2/CODE.fd',
+                                         stateless=True),
+                         firmware_of(xml))
