@@ -11,17 +11,16 @@ the image. Upgrades and downgrades are service restarts: a new driver and
 manager on the same host name, posing as the new version.
 """
 
-import fixtures
 import os_traits
 
 from nova.compute import api as compute_api
 from nova.compute import manager as compute_manager
 from nova import exception
-from nova import objects
 from nova.scheduler.client import report
 from nova.scheduler import manager as scheduler_manager
 from nova.scheduler import utils as scheduler_utils
 from nova import test
+from nova.tests.fixtures import compute as compute_fixture
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.fixtures import placement as placement_fixture
 from nova.virt.libvirt import driver as libvirt_driver
@@ -33,17 +32,8 @@ OPERATOR_TRAIT = 'CUSTOM_RACK_A'
 #: Fits once on a host (16384 MiB, 512 reserved), not twice.
 BIG_MEMORY_MB = 10000
 
-
-def make_flavor(memory_mb: int = 256) -> 'objects.Flavor':
-    return objects.Flavor(
-        id=1, name='flavor', flavorid='1', memory_mb=memory_mb, vcpus=1,
-        root_gb=1, ephemeral_gb=0, swap=0, extra_specs={})
-
-
-def make_image(**properties) -> dict:
-    return {'id': 'c1b4fa2e-5a9d-4b8e-9d6b-6f1d5e0c7a11', 'name': 'img',
-            'status': 'active', 'disk_format': 'qcow2',
-            'container_format': 'bare', 'properties': properties}
+make_flavor = compute_fixture.make_flavor
+make_image = compute_fixture.make_image
 
 
 STATELESS_IMAGE = make_image(hw_firmware_type='uefi',
@@ -61,10 +51,7 @@ class ComputeTraitsTestCase(test.NoDBTestCase):
 
     def setUp(self):
         super().setUp()
-        state = self.useFixture(fixtures.TempDir()).path
-        self.flags(state_path=state, instances_path=state + '/instances')
-        self.flags(virt_type='qemu', connection_uri='qemu:///system',
-                   group='libvirt')
+        self.useFixture(compute_fixture.ComputeStateFixture())
         self.placement = self.useFixture(
             placement_fixture.PlacementFixture())
         self.operator = self.placement.adapter

@@ -13,7 +13,6 @@ and changes nothing, and the next sync after the fault converges, with no
 write at all when nothing changed.
 """
 
-import fixtures
 import os_resource_classes as orc
 import os_traits
 
@@ -21,6 +20,7 @@ from nova.compute import manager as compute_manager
 from nova import exception
 from nova.scheduler.client import report
 from nova import test
+from nova.tests.fixtures import compute as compute_fixture
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.fixtures import placement as placement_fixture
 from nova.virt.libvirt import driver as libvirt_driver
@@ -35,10 +35,7 @@ class PlacementFaultsTestCase(test.NoDBTestCase):
 
     def setUp(self):
         super().setUp()
-        state = self.useFixture(fixtures.TempDir()).path
-        self.flags(state_path=state, instances_path=state + '/instances')
-        self.flags(virt_type='qemu', connection_uri='qemu:///system',
-                   group='libvirt')
+        self.useFixture(compute_fixture.ComputeStateFixture())
         self.placement = self.useFixture(
             placement_fixture.PlacementFixture())
         self.interference = self.placement.interference

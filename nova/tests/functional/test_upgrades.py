@@ -19,7 +19,6 @@ computes restart on newer or older libvirt one at a time. What must hold:
 Two-compute scheduling across versions is in ``test_compute_traits``.
 """
 
-import fixtures
 import os_traits
 from oslo_serialization import jsonutils
 from oslo_versionedobjects import exception as ovo_exception
@@ -32,6 +31,7 @@ from nova.scheduler.client import report
 from nova.scheduler import manager as scheduler_manager
 from nova.scheduler import utils as scheduler_utils
 from nova import test
+from nova.tests.fixtures import compute as compute_fixture
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.fixtures import placement as placement_fixture
 from nova.virt import hardware
@@ -53,18 +53,11 @@ STATELESS_PROPS = {'hw_firmware_type': 'uefi',
                    'hw_machine_type': 'q35',
                    'os_secure_boot': 'disabled'}
 
-
-def make_flavor() -> 'objects.Flavor':
-    return objects.Flavor(id=1, name='small', flavorid='small',
-                          memory_mb=256, vcpus=1, root_gb=1,
-                          ephemeral_gb=0, swap=0, extra_specs={})
+make_flavor = compute_fixture.make_flavor
 
 
 def make_image(**properties) -> dict:
-    return {'id': IMAGE_ID, 'name': 'image', 'status': 'active',
-            'disk_format': 'qcow2', 'container_format': 'bare',
-            'min_ram': 0, 'min_disk': 0, 'size': 0,
-            'properties': properties}
+    return compute_fixture.make_image(IMAGE_ID, **properties)
 
 
 def over_the_wire(obj, manifest: dict) -> dict:
@@ -188,10 +181,7 @@ class ComputesAcrossVersionsTestCase(test.NoDBTestCase):
 
     def setUp(self):
         super().setUp()
-        state = self.useFixture(fixtures.TempDir()).path
-        self.flags(state_path=state, instances_path=state + '/instances')
-        self.flags(virt_type='qemu', connection_uri='qemu:///system',
-                   group='libvirt')
+        self.useFixture(compute_fixture.ComputeStateFixture())
         self.placement = self.useFixture(
             placement_fixture.PlacementFixture())
         self.operator = self.placement.adapter

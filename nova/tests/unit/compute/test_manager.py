@@ -5,7 +5,6 @@ libvirt driver on fakelibvirt. What is checked is what placement holds
 afterwards and how many writes it took to get there.
 """
 
-import fixtures
 import os_resource_classes as orc
 import os_traits
 
@@ -16,6 +15,7 @@ from nova import objects
 from nova.scheduler.client import report
 from nova.scheduler import manager as scheduler_manager
 from nova import test
+from nova.tests.fixtures import compute as compute_fixture
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.fixtures import placement as placement_fixture
 from nova.virt.libvirt import driver as libvirt_driver
@@ -24,17 +24,8 @@ STATELESS = os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE
 SECURE_BOOT = os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT
 HOST = 'compute1'
 
-
-def make_flavor(memory_mb: int = 256) -> 'objects.Flavor':
-    return objects.Flavor(
-        id=1, name='small', flavorid='1', memory_mb=memory_mb, vcpus=1,
-        root_gb=1, ephemeral_gb=0, swap=0, extra_specs={})
-
-
-def make_image(**properties) -> dict:
-    return {'id': '70a599e0-31e7-49b7-b260-868f441e862b', 'name': 'img',
-            'status': 'active', 'disk_format': 'qcow2',
-            'container_format': 'bare', 'properties': properties}
+make_flavor = compute_fixture.make_flavor
+make_image = compute_fixture.make_image
 
 
 class _ComputeTestCase(test.NoDBTestCase):
@@ -43,10 +34,7 @@ class _ComputeTestCase(test.NoDBTestCase):
 
     def setUp(self):
         super().setUp()
-        state = self.useFixture(fixtures.TempDir()).path
-        self.flags(state_path=state, instances_path=state + '/instances')
-        self.flags(virt_type='qemu', connection_uri='qemu:///system',
-                   group='libvirt')
+        self.useFixture(compute_fixture.ComputeStateFixture())
         self.fake = self.useFixture(
             fakelibvirt.FakeLibvirtFixture(lv_ver=self.LV_VER))
         self.placement = self.useFixture(

@@ -5,17 +5,16 @@ driver on fakelibvirt, ``ComputeManager.init_host``); the scheduler then
 asks the real embedded placement for candidates and claims one.
 """
 
-import fixtures
 import os_resource_classes as orc
 import os_traits
 
 from nova.compute import api as compute_api
 from nova.compute import manager as compute_manager
 from nova import exception
-from nova import objects
 from nova.scheduler.client import report
 from nova.scheduler import manager as scheduler_manager
 from nova import test
+from nova.tests.fixtures import compute as compute_fixture
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.fixtures import placement as placement_fixture
 from nova.virt.libvirt import driver as libvirt_driver
@@ -25,17 +24,8 @@ HOST = 'compute1'
 STATELESS_IMAGE = {'hw_firmware_type': 'uefi',
                    'hw_firmware_stateless': 'true'}
 
-
-def make_flavor(memory_mb: int = 256, **extra_specs) -> 'objects.Flavor':
-    return objects.Flavor(
-        id=1, name='small', flavorid='1', memory_mb=memory_mb, vcpus=1,
-        root_gb=1, ephemeral_gb=0, swap=0, extra_specs=extra_specs)
-
-
-def make_image(**properties) -> dict:
-    return {'id': '70a599e0-31e7-49b7-b260-868f441e862b', 'name': 'img',
-            'status': 'active', 'disk_format': 'qcow2',
-            'container_format': 'bare', 'properties': properties}
+make_flavor = compute_fixture.make_flavor
+make_image = compute_fixture.make_image
 
 
 class _SchedulerTestCase(test.NoDBTestCase):
@@ -44,10 +34,7 @@ class _SchedulerTestCase(test.NoDBTestCase):
 
     def setUp(self):
         super().setUp()
-        state = self.useFixture(fixtures.TempDir()).path
-        self.flags(state_path=state, instances_path=state + '/instances')
-        self.flags(virt_type='qemu', connection_uri='qemu:///system',
-                   group='libvirt')
+        self.useFixture(compute_fixture.ComputeStateFixture())
         self.useFixture(fakelibvirt.FakeLibvirtFixture(lv_ver=self.LV_VER))
         self.placement = self.useFixture(
             placement_fixture.PlacementFixture())

@@ -23,6 +23,7 @@ from nova.compute import provider_tree
 from nova import exception
 from nova import objects
 from nova import test
+from nova.tests.fixtures import compute as compute_fixture
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova import utils
 from nova.virt.libvirt import driver as libvirt_driver
@@ -40,20 +41,8 @@ STATELESS_TRAIT = os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE
 SECURE_BOOT_TRAIT = os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT
 NODENAME = 'compute1'
 
-
-def make_flavor(**extra_specs) -> 'objects.Flavor':
-    return objects.Flavor(
-        id=1, name='small', flavorid='1', memory_mb=256, vcpus=1,
-        root_gb=1, ephemeral_gb=0, swap=0, extra_specs=extra_specs)
-
-
-def make_image(**properties) -> dict:
-    """A Glance image dict; property values are strings, as from Glance."""
-    return {'id': uuidutils.generate_uuid(), 'name': 'test-image',
-            'status': 'active', 'disk_format': 'qcow2',
-            'container_format': 'bare',
-            'properties': {k: v for k, v in properties.items()
-                           if v is not None}}
+make_flavor = compute_fixture.make_flavor
+make_image = compute_fixture.make_image
 
 
 def make_instance(image: dict, flavor: 'objects.Flavor | None' = None,
@@ -132,11 +121,8 @@ class _DriverTestCase(test.NoDBTestCase):
 
     def setUp(self):
         super().setUp()
-        state = self.useFixture(fixtures.TempDir()).path
-        self.instances_path = os.path.join(state, 'instances')
-        self.flags(state_path=state, instances_path=self.instances_path)
-        self.flags(virt_type='qemu', connection_uri='qemu:///system',
-                   group='libvirt')
+        self.instances_path = self.useFixture(
+            compute_fixture.ComputeStateFixture()).instances_path
         self.fake = self.use_fake(lv_ver=self.LV_VER, **self.FAKE_ARGS)
         self.firmware_dir = self.useFixture(fixtures.TempDir()).path
         self.stateless_code = self.firmware_file('OVMF.stateless.fd')
