@@ -56,6 +56,8 @@ ALLOCATIONS_VERSION = '1.28'
 MAX_GENERATION_ATTEMPTS = 4
 
 _CONCURRENT_UPDATE = 'placement.concurrent_update'
+# The write_counts key of each kind of provider data.
+_WRITE_KINDS = {'inventories': 'inventory', 'traits': 'traits'}
 _SNAPSHOTS_KEPT = 8
 
 # keystoneauth's ways of saying "placement could not be reached".
@@ -335,28 +337,50 @@ class SchedulerReportClient:
         """
         with self._lock:
             self._ensure_cached(rp_uuid)
-            if generation is None:
-                generation = self._provider_tree.data(rp_uuid).generation
-            url = '/resource_providers/%s/inventories' % rp_uuid
-            resp = self._request(
-                'PUT', url, INVENTORY_VERSION, write_kind='inventory',
-                payload={'resource_provider_generation': generation,
-                         'inventories': inventory})
-            if resp.status_code == 200:
-                body = resp.json()
-                self._provider_tree.update_inventory(
-                    rp_uuid, body['inventories'],
-                    body['resource_provider_generation'])
-                self._remember(rp_uuid)
-                LOG.info('Updated inventory of resource provider %s',
-                         rp_uuid)
-                return
-            if (resp.status_code == 409 and
-                    _error_code(resp) == _CONCURRENT_UPDATE):
-                raise exception.ResourceProviderUpdateConflict(
-                    uuid=rp_uuid, generation=generation, error=resp.text)
-            raise exception.ResourceProviderUpdateFailed(
-                url=url, error=resp.text)
+            self._put_provider_data(
+                rp_uuid, 'inventories', INVENTORY_VERSION, inventory,
+                generation,
+                # Since 1.23 a 409 says why: only a concurrent update is a
+                # generation conflict; inventory in use is not.
+                is_conflict=lambda resp: (
+                    _error_code(resp) == _CONCURRENT_UPDATE))
+
+    def _put_provider_data(
+            self, rp_uuid: str, kind: str, version: str, value,
+            generation: int | None,
+            is_conflict: ty.Callable[[ty.Any], bool]) -> None:
+        """Replace a provider's ``inventories`` or ``traits``.
+
+        The write carries the provider generation (by default the last one
+        the client saw); on success the client's view takes placement's
+        answer and its new generation.
+
+        :raises ResourceProviderUpdateConflict: a 409 that ``is_conflict``
+            says is a generation conflict.
+        :raises ResourceProviderUpdateFailed: any other refusal.
+        """
+        if generation is None:
+            generation = self._provider_tree.data(rp_uuid).generation
+        url = '/resource_providers/%s/%s' % (rp_uuid, kind)
+        resp = self._request(
+            'PUT', url, version, write_kind=_WRITE_KINDS[kind],
+            payload={'resource_provider_generation': generation,
+                     kind: value})
+        if resp.status_code == 200:
+            body = resp.json()
+            update = (self._provider_tree.update_inventory
+                      if kind == 'inventories'
+                      else self._provider_tree.update_traits)
+            update(rp_uuid, body[kind], body['resource_provider_generation'])
+            self._remember(rp_uuid)
+            LOG.info('Updated %(kind)s of resource provider %(uuid)s: '
+                     '%(value)s', {'kind': kind, 'uuid': rp_uuid,
+                                   'value': value})
+            return
+        if resp.status_code == 409 and is_conflict(resp):
+            raise exception.ResourceProviderUpdateConflict(
+                uuid=rp_uuid, generation=generation, error=resp.text)
+        raise exception.ResourceProviderUpdateFailed(url=url, error=resp.text)
 
     # --- traits -------------------------------------------------------------
 
@@ -408,28 +432,12 @@ class SchedulerReportClient:
         traits = sorted(set(traits))
         with self._lock:
             self._ensure_cached(rp_uuid)
-            if generation is None:
-                generation = self._provider_tree.data(rp_uuid).generation
             self._ensure_traits(traits)
-            url = '/resource_providers/%s/traits' % rp_uuid
-            resp = self._request(
-                'PUT', url, TRAITS_VERSION, write_kind='traits',
-                payload={'resource_provider_generation': generation,
-                         'traits': traits})
-            if resp.status_code == 200:
-                body = resp.json()
-                self._provider_tree.update_traits(
-                    rp_uuid, body['traits'],
-                    body['resource_provider_generation'])
-                self._remember(rp_uuid)
-                LOG.info('Updated traits of resource provider %s to %s',
-                         rp_uuid, traits)
-                return
-            if resp.status_code == 409:
-                raise exception.ResourceProviderUpdateConflict(
-                    uuid=rp_uuid, generation=generation, error=resp.text)
-            raise exception.ResourceProviderUpdateFailed(
-                url=url, error=resp.text)
+            # At this microversion a trait write has no other 409 than a
+            # generation conflict.
+            self._put_provider_data(
+                rp_uuid, 'traits', TRAITS_VERSION, traits, generation,
+                is_conflict=lambda resp: True)
 
     # --- sync from the driver's tree ----------------------------------------
 
