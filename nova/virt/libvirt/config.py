@@ -206,6 +206,24 @@ def _parse_machine(node: etree._Element) -> tuple[str | None, str | None]:
     return _text(node), node.get('canonical')
 
 
+def _parse_emulator_or_machine(obj, node: etree._Element) -> bool:
+    """Read an ``<emulator>`` or ``<machine>`` into ``obj``.
+
+    Both ``<arch>`` and its ``<domain>`` elements carry them.
+
+    :returns: whether ``node`` was one of the two.
+    """
+    if node.tag == 'emulator':
+        obj.emulator = _text(node)
+        return True
+    if node.tag == 'machine':
+        name, canonical = _parse_machine(node)
+        if name:
+            obj.machines[name] = canonical
+        return True
+    return False
+
+
 def _format_machines(obj: LibvirtConfigObject, parent: etree._Element,
                      machines: dict[str, str | None]) -> None:
     for name, canonical in machines.items():
@@ -230,12 +248,7 @@ class LibvirtConfigCapsGuestDomain(LibvirtConfigObject):
         super().parse_dom(xmldoc)
         self.domtype = xmldoc.get('type')
         for child in _children(xmldoc):
-            if child.tag == 'emulator':
-                self.emulator = _text(child)
-            elif child.tag == 'machine':
-                name, canonical = _parse_machine(child)
-                if name:
-                    self.machines[name] = canonical
+            _parse_emulator_or_machine(self, child)
 
     def format_dom(self) -> etree._Element:
         domain = super().format_dom()
@@ -273,13 +286,9 @@ class LibvirtConfigCapsGuest(LibvirtConfigObject):
     def _parse_arch(self, arch: etree._Element) -> None:
         self.arch = arch.get('name')
         for child in _children(arch):
-            if child.tag == 'emulator':
-                self.emulator = _text(child)
-            elif child.tag == 'machine':
-                name, canonical = _parse_machine(child)
-                if name:
-                    self.machines[name] = canonical
-            elif child.tag == 'domain':
+            if _parse_emulator_or_machine(self, child):
+                continue
+            if child.tag == 'domain':
                 domain = LibvirtConfigCapsGuestDomain()
                 domain.parse_dom(child)
                 self.domains[domain.domtype] = domain
