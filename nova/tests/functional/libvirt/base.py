@@ -17,13 +17,13 @@ firmware marker on the console.
 import itertools
 import os
 
-import fixtures
 from oslo_utils import uuidutils
 
 from nova.compute import api as compute_api
 import nova.conf
 from nova import objects
 from nova import test
+from nova.tests.fixtures import compute as compute_fixture
 from nova.tests.fixtures import libvirt_embed
 from nova.virt.libvirt import boot_evidence
 from nova.virt.libvirt import config as vconfig
@@ -54,13 +54,7 @@ NVRAM_MARKER = b'NOVA-NVRAM-MARK!'
 _INSTANCE_IDS = itertools.count(1)
 
 
-def make_flavor(name: str = 'small', memory_mb: int = 256,
-                root_gb: int = 1, vcpus: int = 1,
-                flavor_id: int = 1) -> 'objects.Flavor':
-    return objects.Flavor(
-        id=flavor_id, name=name, flavorid=name,
-        memory_mb=memory_mb, vcpus=vcpus, root_gb=root_gb, ephemeral_gb=0,
-        swap=0, extra_specs={})
+make_flavor = compute_fixture.make_flavor
 
 
 def make_image(firmware_type: str | None = 'uefi',
@@ -104,11 +98,8 @@ class LibvirtBootTestCase(test.NoDBTestCase):
         super().setUp()
         self.embed = self.useFixture(libvirt_embed.EmbeddedLibvirtFixture())
         self.uri = self.embed.uri
-        state_path = self.useFixture(fixtures.TempDir()).path
-        self.flags(state_path=state_path,
-                   instances_path=os.path.join(state_path, 'instances'),
-                   host=COMPUTE_HOST)
-        self.flags(virt_type='qemu', group='libvirt')
+        self.useFixture(compute_fixture.ComputeStateFixture(self.uri))
+        self.flags(host=COMPUTE_HOST)
         self.compute_api = compute_api.API()
         self.context = None
         self.flavor = make_flavor()

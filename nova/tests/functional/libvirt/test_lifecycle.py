@@ -156,7 +156,7 @@ class LifecycleTestCase(base.LibvirtBootTestCase):
 
     def test_resize_and_revert_keep_the_mode_and_store(self):
         old_flavor = self.flavor
-        new_flavor = base.make_flavor('bigger', memory_mb=384, root_gb=2,
+        new_flavor = base.make_flavor(name='bigger', memory_mb=384, root_gb=2,
                                       flavor_id=2)
         stateless = self.spawn(base.make_image(stateless=True), wait=False)
         stateful = self.spawn(base.make_image(stateless=False), wait=False)
