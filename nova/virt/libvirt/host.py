@@ -628,11 +628,22 @@ class Host:
             loader = self.get_loader(arch, machine_type, secure_boot=False,
                                      stateless=True)
         except exception.UEFILoaderNotFound:
-            return None, (
-                "explicit loader: no UEFI firmware descriptor of mode "
-                "'split' or 'stateless' for %s has its executable among "
+            smm_only = sorted(
+                d.executable for d in self.firmware_descriptors
+                if d.is_uefi and d.mode == firmware.MODE_SPLIT and
+                d.requires_smm and d.supports(arch, machine_type,
+                                              caps.machine_type))
+            why = (
+                "explicit loader: no UEFI firmware descriptor that boots "
+                "without a variable store (mode 'stateless', or 'split' "
+                "without 'requires-smm') for %s has its executable among "
                 "the loader images libvirt offers (%s)" %
                 (where, ', '.join(os_caps.loader_paths) or 'none'))
+            if smm_only:
+                why += ("; the split builds requiring SMM (%s) stop in the "
+                        "firmware without their variable store" %
+                        ', '.join(dict.fromkeys(smm_only)))
+            return None, why
         return loader, (
             "explicit loader: %s, read-only pflash without NVRAM "
             "(descriptor %s, mode '%s')" %

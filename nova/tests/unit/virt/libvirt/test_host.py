@@ -315,17 +315,33 @@ class StatelessDecisionTestCase(_HostTestCase):
                       self.stdlog.output)
 
     def test_only_enrolled_secure_boot_firmware(self):
-        # Used stateless, the enrolled CODE boots in setup mode: usable,
-        # and not claimed as secure.
+        # The enrolled CODE requires SMM: without its variable store it
+        # stops in the firmware, so it never counts as stateless-capable.
         self.use_fake(lv_ver=(9, 0, 0), debian_firmware=False)
         self.fake.write_split_descriptor(
             '40-enrolled.json', fakelibvirt.OVMF_CODE_MS,
             fakelibvirt.OVMF_VARS_MS, features=ENROLLED)
         support = self.host.stateless_firmware_support()
-        self.assertTrue(support.supported)
-        self.assertEqual(fakelibvirt.OVMF_CODE_MS, support.loader.path)
-        self.assertFalse(support.loader.secure_boot)
-        self.assertTrue(support.loader.requires_smm)
+        self.assertFalse(support.supported)
+        self.assertIsNone(support.loader)
+        self.assertIn("the split builds requiring SMM (%s) stop in the "
+                      "firmware" % fakelibvirt.OVMF_CODE_MS,
+                      support.reasons[1])
+
+    def test_plain_build_masked(self):
+        # An empty file of the same name in a later directory hides the
+        # plain build, as QEMU's descriptor rules allow: what is left
+        # needs SMM and a variable store.
+        mask = self.useFixture(fixtures.TempDir()).path
+        with open(os.path.join(mask, '60-edk2-x86_64.json'), 'w'):
+            pass
+        self.flags(firmware_descriptor_dirs=[self.fake.firmware_dir, mask],
+                   group='libvirt')
+        support = self.host.stateless_firmware_support()
+        self.assertFalse(support.supported)
+        self.assertIn('%s, %s) stop in the firmware' % (
+            fakelibvirt.OVMF_CODE_MS, fakelibvirt.OVMF_CODE_SECBOOT),
+            support.reasons[1])
 
     def test_lxc_unsupported(self):
         self.flags(virt_type='lxc', group='libvirt')
@@ -436,9 +452,12 @@ class FirmwareTestCase(_HostTestCase):
         # The enrolled build is installed but libvirt does not offer it.
         self.assertRaises(exception.UEFILoaderNotFound, self.host.get_loader,
                           'x86_64', 'q35', secure_boot=True)
-        loader = self.host.get_loader('x86_64', 'q35', stateless=True)
+        loader = self.host.get_loader('x86_64', 'q35')
         self.assertEqual(fakelibvirt.OVMF_CODE_SECBOOT, loader.path)
         self.assertFalse(loader.secure_boot)
+        # Nor is the plain one: nothing here boots without a store.
+        self.assertRaises(exception.UEFILoaderNotFound, self.host.get_loader,
+                          'x86_64', 'q35', stateless=True)
 
     def test_supports_secure_boot(self):
         self.assertTrue(self.host.supports_secure_boot)
