@@ -179,11 +179,16 @@ class LibvirtDriver(driver.ComputeDriver):
         instance: 'objects.Instance',
         image_meta: 'objects.ImageMeta',
         rescue: bool = False,
+        existing: ty.Optional[vconfig.LibvirtConfigGuest] = None,
     ) -> vconfig.LibvirtConfigGuest:
         """Build the domain configuration of an instance.
 
         Nothing is defined or written here, so a request this host cannot
         honour fails before anything exists for the instance.
+
+        :param existing: the instance's current definition on this host,
+            when the domain is being redefined (hard reboot, power on,
+            resize, revert, rescue): a stateful guest keeps its loader.
         """
         flavor = instance.flavor
         arch = self._get_guest_arch(image_meta)
@@ -198,7 +203,7 @@ class LibvirtDriver(driver.ComputeDriver):
         guest.os_mach_type = self._get_machine_type(image_meta, arch)
         guest.add_feature(vconfig.LibvirtConfigGuestFeatureACPI())
         guest.add_feature(vconfig.LibvirtConfigGuestFeatureAPIC())
-        self._set_guest_firmware(guest, flavor, image_meta, arch)
+        self._set_guest_firmware(guest, flavor, image_meta, arch, existing)
         self._add_guest_devices(guest, instance, rescue)
         return guest
 
@@ -208,6 +213,7 @@ class LibvirtDriver(driver.ComputeDriver):
         flavor: 'objects.Flavor',
         image_meta: 'objects.ImageMeta',
         arch: str,
+        existing: ty.Optional[vconfig.LibvirtConfigGuest] = None,
     ) -> None:
         # Read first: it refuses secure boot 'required' for a BIOS guest,
         # which must not boot without it if it slipped past the API.
@@ -217,6 +223,9 @@ class LibvirtDriver(driver.ComputeDriver):
             return
         stateless = bool(hardware.get_stateless_firmware_constraint(
             image_meta))
+        if not stateless and self._keep_stateful_loader(guest, existing,
+                                                        policy):
+            return
         if stateless:
             support = self._host.stateless_firmware_support()
             if not support.supported:
@@ -228,7 +237,7 @@ class LibvirtDriver(driver.ComputeDriver):
                 return
         loader = self._choose_loader(arch, guest.os_mach_type, policy,
                                      stateless)
-        self._check_loader_files(loader)
+        self._warn_unseen_loader_files(loader.path, loader.nvram_template)
         guest.os_loader = loader.path
         guest.os_loader_type = loader.loader_type
         guest.os_loader_readonly = loader.readonly
@@ -242,21 +251,63 @@ class LibvirtDriver(driver.ComputeDriver):
             guest.add_feature(vconfig.LibvirtConfigGuestFeatureSMM())
 
     @staticmethod
-    def _check_loader_files(loader: firmware.UEFILoader) -> None:
-        """Refuse a loader whose files are gone.
+    def _warn_unseen_loader_files(*paths: ty.Optional[str]) -> None:
+        """Warn about firmware files this process cannot see.
 
-        Firmware descriptors and domain capabilities are read once, when
-        the service starts; a firmware package removed or replaced since
-        leaves paths QEMU cannot open. Failing while the XML is built,
-        before anything is touched, keeps a hard reboot or a power on
-        from taking down a running guest for a domain that cannot start.
-
-        :raises UEFILoaderFileNotFound: naming the missing file.
+        libvirt's domain capabilities, which offered the loader, are the
+        truth: nova-compute and libvirt may run in separate containers, so
+        a file missing here may well be there. A firmware package removed
+        since libvirt was probed shows up as a failed start instead, which
+        leaves the domain defined with its NVRAM for a retry.
         """
-        for path in (loader.path, loader.nvram_template):
+        for path in paths:
             if path is not None and not os.path.isfile(path):
-                raise exception.UEFILoaderFileNotFound(
-                    path=path, descriptor=loader.descriptor.path)
+                LOG.warning(
+                    'UEFI firmware file %s, which libvirt offered, is not '
+                    'visible to nova-compute; going ahead, as libvirt may '
+                    'see another filesystem (containers). If both share '
+                    'one, the firmware was removed since nova-compute '
+                    'started and the guest will fail to start.', path)
+
+    def _keep_stateful_loader(
+        self,
+        guest: vconfig.LibvirtConfigGuest,
+        existing: ty.Optional[vconfig.LibvirtConfigGuest],
+        policy: ty.Optional[str],
+    ) -> bool:
+        """Reuse the loader a stateful guest already has, if it fits.
+
+        Its variable store was made from that build's template and has
+        been written by that build: a descriptor change since (a new
+        firmware package, a masked descriptor) must not pair another
+        executable with it. The kept loader must still satisfy the secure
+        boot policy, which a resize to another flavor may change.
+
+        :returns: True when ``guest`` got the existing loader.
+        """
+        if (existing is None or existing.os_firmware is not None or
+                not existing.os_loader or existing.os_loader_stateless or
+                existing.os_loader_type != firmware.LOADER_TYPE_PFLASH):
+            return False
+        secure = bool(existing.os_loader_secure)
+        if policy == fields.SecureBoot.REQUIRED and not secure:
+            return False
+        if policy in (None, fields.SecureBoot.DISABLED) and secure:
+            return False
+        guest.os_loader = existing.os_loader
+        guest.os_loader_type = existing.os_loader_type
+        guest.os_loader_readonly = existing.os_loader_readonly
+        guest.os_loader_secure = existing.os_loader_secure
+        guest.os_nvram = existing.os_nvram
+        guest.os_nvram_template = existing.os_nvram_template
+        for feature in existing.features:
+            if isinstance(feature, vconfig.LibvirtConfigGuestFeatureSMM):
+                guest.add_feature(vconfig.LibvirtConfigGuestFeatureSMM(
+                    state=feature.state))
+        self._warn_unseen_loader_files(guest.os_loader)
+        LOG.debug('Keeping the loader %s of stateful guest %s',
+                  guest.os_loader, guest.name)
+        return True
 
     def _choose_loader(self, arch: str, machine_type: ty.Optional[str],
                        policy: ty.Optional[str],
@@ -346,10 +397,13 @@ class LibvirtDriver(driver.ComputeDriver):
         balloon.model = 'none'
         guest.add_device(balloon)
 
-    def _get_guest_xml(self, instance: 'objects.Instance',
-                       image_meta: 'objects.ImageMeta',
-                       rescue: bool = False) -> str:
-        xml = self._get_guest_config(instance, image_meta, rescue).to_xml()
+    def _get_guest_xml(
+        self, instance: 'objects.Instance',
+        image_meta: 'objects.ImageMeta', rescue: bool = False,
+        existing: ty.Optional[vconfig.LibvirtConfigGuest] = None,
+    ) -> str:
+        xml = self._get_guest_config(instance, image_meta, rescue,
+                                     existing).to_xml()
         LOG.debug('End _get_guest_xml xml=%s', xml)
         return xml
 
@@ -403,6 +457,15 @@ class LibvirtDriver(driver.ComputeDriver):
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         return guest
 
+    def _existing_config(
+        self, instance: 'objects.Instance',
+    ) -> ty.Optional[vconfig.LibvirtConfigGuest]:
+        """The instance's persistent definition on this host, if any."""
+        guest = self._lookup_guest(instance)
+        if guest is None:
+            return None
+        return guest.get_config(dump_inactive=True)
+
     def _create_guest(self, xml: str,
                       power_on: bool = True) -> libvirt_guest.Guest:
         """Define the domain and start it.
@@ -435,10 +498,16 @@ class LibvirtDriver(driver.ComputeDriver):
         """Replace a domain's definition, keeping its NVRAM.
 
         The new XML is built by the caller before anything is touched: if
-        it cannot be built (the firmware file vanished, say) the guest is
-        left as it was.
+        it cannot be built the guest is left as it was. The new definition
+        is written over the old one rather than after an undefine: when
+        libvirt refuses it, the old definition stays, and with it the
+        NVRAM file, which destroy then removes with the domain. After an
+        undefine that keeps the NVRAM, a refused define would leave that
+        file to nobody.
         """
-        self._remove_domain(instance, keep_nvram=True)
+        guest = self._lookup_guest(instance)
+        if guest is not None:
+            guest.poweroff()
         self._create_guest(xml, power_on=power_on)
 
     def list_instances(self) -> list[str]:
@@ -546,7 +615,8 @@ class LibvirtDriver(driver.ComputeDriver):
 
     def _hard_reboot(self, context: ty.Any,
                      instance: 'objects.Instance') -> None:
-        xml = self._get_guest_xml(instance, instance.image_meta)
+        xml = self._get_guest_xml(instance, instance.image_meta,
+                                  existing=self._existing_config(instance))
         self._create_instance_files(instance)
         self._redefine_and_start(instance, xml)
 
@@ -608,8 +678,9 @@ class LibvirtDriver(driver.ComputeDriver):
         guest = self._get_guest(instance)
         unrescue_xml = guest.get_xml_desc(dump_inactive=True)
         try:
-            xml = self._get_guest_xml(instance, instance.image_meta,
-                                      rescue=True)
+            xml = self._get_guest_xml(
+                instance, instance.image_meta, rescue=True,
+                existing=guest.get_config(dump_inactive=True))
         except Exception as ex:
             raise exception.InstanceRescueFailure(reason=str(ex)) from ex
         unrescue_path = os.path.join(self._instance_dir(instance),
@@ -671,7 +742,8 @@ class LibvirtDriver(driver.ComputeDriver):
         power_on: bool = True,
     ) -> None:
         """Start the instance with its new flavor (``instance.flavor``)."""
-        xml = self._get_guest_xml(instance, image_meta)
+        xml = self._get_guest_xml(instance, image_meta,
+                                  existing=self._existing_config(instance))
         if resize_instance:
             subprocess.run(
                 ['qemu-img', 'resize', '-q',
@@ -690,7 +762,8 @@ class LibvirtDriver(driver.ComputeDriver):
         power_on: bool = True,
     ) -> None:
         """Start the instance again with its old flavor."""
-        xml = self._get_guest_xml(instance, instance.image_meta)
+        xml = self._get_guest_xml(instance, instance.image_meta,
+                                  existing=self._existing_config(instance))
         self._redefine_and_start(instance, xml, power_on=power_on)
 
     def confirm_migration(self, context: ty.Any, migration_obj: ty.Any,

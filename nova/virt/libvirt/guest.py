@@ -48,10 +48,13 @@ class Guest:
         flags = libvirt.VIR_DOMAIN_XML_INACTIVE if dump_inactive else 0
         return self._domain.XMLDesc(flags)
 
-    def get_config(self) -> vconfig.LibvirtConfigGuest:
-        """The live configuration, parsed into config objects."""
+    def get_config(self,
+                   dump_inactive: bool = False) -> vconfig.LibvirtConfigGuest:
+        """The live (or with ``dump_inactive`` the persistent)
+        configuration, parsed into config objects.
+        """
         config = vconfig.LibvirtConfigGuest()
-        config.parse_str(self.get_xml_desc())
+        config.parse_str(self.get_xml_desc(dump_inactive))
         return config
 
     def launch(self, pause: bool = False) -> None:

@@ -733,6 +733,90 @@ class LifecycleTestCase(_DriverTestCase):
         self.assert_running(instance)
         self.assert_variables_kept(instance)
 
+    def test_define_refused_at_hard_reboot_keeps_domain_and_nvram(self):
+        instance = self.spawn_stateful()
+        self.fake.fail_next('defineXML', fakelibvirt.VIR_ERR_XML_DETAIL,
+                            error_domain=fakelibvirt.VIR_FROM_DOMAIN)
+        self.assertRaises(fakelibvirt.libvirtError, self.drv.reboot, None,
+                          instance, None, libvirt_driver.REBOOT_HARD)
+        # The old definition stays, with its NVRAM: nothing is orphaned
+        # and destroy removes both.
+        self.assertEqual(libvirt_driver.POWER_SHUTDOWN,
+                         self.drv.get_info(instance))
+        self.assert_variables_kept(instance)
+        self.drv.destroy(None, instance)
+        self.assert_nothing_left(instance)
+
+    def _install_newer_firmware(self, **kwargs) -> str:
+        """A firmware package installed after the guests were created,
+        whose descriptor sorts first; the service restarts.
+        """
+        code = self.firmware_file('OVMF_CODE.new.fd')
+        self.fake.write_split_descriptor(
+            '30-newer.json', code, self.firmware_file('OVMF_VARS.new.fd'),
+            **kwargs)
+        self.drv = self.start_driver()
+        return code
+
+    def test_stateful_guest_keeps_its_loader(self):
+        instance = self.spawn_stateful()
+        created = firmware_of(self.domain_xml(instance))
+        self.assertEqual(CODE, created['loader'])
+        newer = self._install_newer_firmware()
+        # A new guest gets the newer build...
+        other = self.spawn(uefi_image(), instance_id=2)
+        self.assertEqual(newer, firmware_of(self.domain_xml(other))['loader'])
+
+        # ...the existing one keeps the build its variables were made
+        # by, through a hard reboot, a power cycle and a resize.
+        self.drv.reboot(None, instance, None, libvirt_driver.REBOOT_HARD)
+        self.assertEqual(created, firmware_of(self.domain_xml(instance)))
+        self.drv.power_off(instance)
+        self.drv.power_on(None, instance)
+        self.assertEqual(created, firmware_of(self.domain_xml(instance)))
+        self.drv.migrate_disk_and_power_off(None, instance, NODENAME,
+                                            instance.flavor)
+        instance.flavor = make_flavor(memory_mb=512, flavor_id=2)
+        self.drv.finish_migration(None, None, instance, '', None,
+                                  instance.image_meta, True)
+        self.assertEqual(created, firmware_of(self.domain_xml(instance)))
+        self.drv.finish_revert_migration(None, instance, None)
+        self.assertEqual(created, firmware_of(self.domain_xml(instance)))
+        self.assert_running(instance)
+        self.assert_variables_kept(instance)
+
+    def test_stateful_guest_keeps_smm_and_secure_loader(self):
+        instance = self.spawn(uefi_image(os_secure_boot='required'))
+        created = firmware_of(self.domain_xml(instance))
+        self.assertEqual(CODE_MS, created['loader'])
+        self._install_newer_firmware(features=SECURE_ENROLLED)
+        self.drv.reboot(None, instance, None, libvirt_driver.REBOOT_HARD)
+        self.assertEqual(created, firmware_of(self.domain_xml(instance)))
+
+    def test_resize_to_another_secure_boot_policy_rechooses(self):
+        instance = self.spawn_stateful()
+        self.drv.power_off(instance)
+        instance.flavor = make_flavor(flavor_id=2,
+                                      **{'os:secure_boot': 'required'})
+        self.drv.finish_migration(None, None, instance, '', None,
+                                  instance.image_meta, False)
+        got = firmware_of(self.domain_xml(instance))
+        self.assertEqual(CODE_MS, got['loader'])
+        self.assertEqual('yes', got['loader_attrs']['secure'])
+
+    def test_stateless_guest_rechooses_its_loader(self):
+        instance = self.spawn(uefi_image('true'))
+        self.assertEqual(STATELESS_PLAIN,
+                         firmware_of(self.domain_xml(instance)))
+        self.fake.write_stateless_descriptor(
+            '30-stateless.json', executable=self.stateless_code)
+        self.drv = self.start_driver()
+        self.drv.reboot(None, instance, None, libvirt_driver.REBOOT_HARD)
+        self.assertEqual(loader_firmware(self.stateless_code,
+                                         stateless=True),
+                         firmware_of(self.domain_xml(instance)))
+        self.assertEqual({}, self.fake.hypervisor.nvram)
+
     def test_start_failure_during_spawn_leaves_nothing(self):
         self.fake.fail_next('createWithFlags',
                             fakelibvirt.VIR_ERR_OPERATION_FAILED,
