@@ -64,16 +64,22 @@ class ComputeTraitsTestCase(test.NoDBTestCase):
         self.start_compute(OLD, OLD_LIBVIRT)
         self.start_compute(NEW, NEW_LIBVIRT)
 
-    def start_compute(self, host: str, lv_ver: tuple
+    def start_compute(self, host: str, lv_ver: tuple,
+                      failing_probes: int = 0
                       ) -> compute_manager.ComputeManager:
         """Start (or restart) the compute service of ``host``.
 
         The fake hypervisor installed here serves the connection the new
         driver opens in ``init_host``; the driver keeps that connection
-        when the next host's fake is installed.
+        when the next host's fake is installed. ``failing_probes``: that
+        many domain capabilities calls fail first, as a QEMU probe that
+        times out while the host is busy.
         """
         fake = self.useFixture(fakelibvirt.FakeLibvirtFixture(
             lv_ver=lv_ver, hostname=host))
+        for _ in range(failing_probes):
+            fake.fail_next('getDomainCapabilities',
+                           message='QEMU probe timed out')
         compute = compute_manager.ComputeManager(
             libvirt_driver.LibvirtDriver(),
             report.SchedulerReportClient(self.operator), host=host)
@@ -199,3 +205,17 @@ class ComputeTraitsTestCase(test.NoDBTestCase):
         self.assertRaises(exception.NoValidHost,
                           self.scheduler.select_destinations, spec)
         self.assertEqual({OLD, NEW}, self.candidate_hosts(OTHER_IMAGES[0]))
+
+    def test_failed_probe_at_restart_retried_at_next_periodic(self):
+        # The restart fails the probes of init_host and of the sync that
+        # follows it: the trait is withdrawn.
+        compute = self.start_compute(NEW, NEW_LIBVIRT, failing_probes=3)
+        self.assertNotIn(STATELESS, self.traits(NEW))
+        self.assertEqual(set(), self.candidate_hosts(STATELESS_IMAGE))
+
+        compute.update_available_resource()
+
+        self.assertIn(STATELESS, self.traits(NEW))
+        self.assertIn(os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT,
+                      self.traits(NEW))
+        self.assertEqual(NEW, self.build(STATELESS_IMAGE))

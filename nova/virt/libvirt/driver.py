@@ -117,10 +117,24 @@ class LibvirtDriver(driver.ComputeDriver):
         self._update_capabilities()
 
     def _update_capabilities(self) -> None:
+        """Learn the firmware capabilities of the host.
+
+        Called at init_host and again at every provider tree update: what
+        the host answered is kept by ``Host``, so this costs no libvirt
+        call, while a question libvirt failed to answer (a transient error
+        at service start) is asked again instead of hiding the capability
+        until the next restart.
+        """
         support = self._host.stateless_firmware_support()
         self.capabilities['supports_stateless_firmware'] = support.supported
-        self.capabilities['supports_secure_boot'] = (
-            self._host.supports_secure_boot)
+        try:
+            secure_boot = self._host.supports_secure_boot
+        except libvirt.libvirtError as ex:
+            LOG.warning('Cannot tell whether this host supports secure boot,'
+                        ' libvirt failed to answer: %s; asking again at the '
+                        'next update', ex)
+            secure_boot = False
+        self.capabilities['supports_secure_boot'] = secure_boot
 
     def update_provider_tree(
         self,
@@ -134,6 +148,7 @@ class LibvirtDriver(driver.ComputeDriver):
         removed; every other trait on the provider (an operator's
         ``CUSTOM_*`` trait, a trait another service set) is left alone.
         """
+        self._update_capabilities()
         provider_tree.update_inventory(nodename, self._get_inventory())
         traits = self.merge_capability_traits(
             provider_tree.data(nodename).traits,
@@ -229,6 +244,9 @@ class LibvirtDriver(driver.ComputeDriver):
         if stateless:
             support = self._host.stateless_firmware_support()
             if not support.supported:
+                if support.probe_failed and self._keep_stateless_loader(
+                        guest, existing):
+                    return
                 raise exception.StatelessFirmwareNotSupported(
                     reason='; '.join(support.reasons))
             if support.xml_form == libvirt_host.XML_FORM_AUTOSELECT:
@@ -269,6 +287,42 @@ class LibvirtDriver(driver.ComputeDriver):
                     'one, the firmware was removed since nova-compute '
                     'started and the guest will fail to start.', path)
 
+    def _keep_stateless_loader(
+        self,
+        guest: vconfig.LibvirtConfigGuest,
+        existing: ty.Optional[vconfig.LibvirtConfigGuest],
+    ) -> bool:
+        """Start an existing stateless guest on the loader it has.
+
+        Only when libvirt just failed to tell what this host supports: an
+        existing guest then keeps running on what it ran on, rather than
+        being refused on a failure that has nothing to do with it.
+
+        :returns: True when ``guest`` got the existing loader.
+        """
+        if existing is None or not existing.os_loader_stateless:
+            return False
+        LOG.warning('Starting stateless guest %s on the loader of its '
+                    'definition, since libvirt failed to answer for this '
+                    'host', guest.name)
+        self._copy_loader(guest, existing)
+        guest.os_firmware = existing.os_firmware
+        guest.os_firmware_features = dict(existing.os_firmware_features)
+        return True
+
+    @staticmethod
+    def _copy_loader(guest: vconfig.LibvirtConfigGuest,
+                     existing: vconfig.LibvirtConfigGuest) -> None:
+        """Give ``guest`` the loader, NVRAM and SMM of ``existing``."""
+        for name in ('os_loader', 'os_loader_type', 'os_loader_readonly',
+                     'os_loader_secure', 'os_loader_stateless', 'os_nvram',
+                     'os_nvram_template'):
+            setattr(guest, name, getattr(existing, name))
+        for feature in existing.features:
+            if isinstance(feature, vconfig.LibvirtConfigGuestFeatureSMM):
+                guest.add_feature(vconfig.LibvirtConfigGuestFeatureSMM(
+                    state=feature.state))
+
     def _keep_stateful_loader(
         self,
         guest: vconfig.LibvirtConfigGuest,
@@ -294,16 +348,7 @@ class LibvirtDriver(driver.ComputeDriver):
             return False
         if policy in (None, fields.SecureBoot.DISABLED) and secure:
             return False
-        guest.os_loader = existing.os_loader
-        guest.os_loader_type = existing.os_loader_type
-        guest.os_loader_readonly = existing.os_loader_readonly
-        guest.os_loader_secure = existing.os_loader_secure
-        guest.os_nvram = existing.os_nvram
-        guest.os_nvram_template = existing.os_nvram_template
-        for feature in existing.features:
-            if isinstance(feature, vconfig.LibvirtConfigGuestFeatureSMM):
-                guest.add_feature(vconfig.LibvirtConfigGuestFeatureSMM(
-                    state=feature.state))
+        self._copy_loader(guest, existing)
         self._warn_unseen_loader_files(guest.os_loader)
         LOG.debug('Keeping the loader %s of stateful guest %s',
                   guest.os_loader, guest.name)
@@ -791,6 +836,7 @@ class LibvirtDriver(driver.ComputeDriver):
         image_meta = instance.image_meta
         stateless = bool(
             hardware.get_stateless_firmware_constraint(image_meta))
+        self._update_capabilities()
         if stateless and not self.capabilities['supports_stateless_firmware']:
             raise exception.MigrationPreCheckError(
                 reason='instance %s uses stateless firmware and the '

@@ -286,6 +286,27 @@ class UpdateProviderTreeTestCase(_DriverTestCase):
                            os_traits.COMPUTE_IMAGE_TYPE_RAW},
             traits)
 
+    def test_failed_probe_at_start_retried_at_next_update(self):
+        # Both probes at start fail (stateless, then secure boot): neither
+        # trait at first, both at the next periodic update.
+        for _ in range(2):
+            self.fake.fail_next('getDomainCapabilities',
+                                message='QEMU probe timed out')
+        drv = self.start_driver()
+        self.assertEqual(
+            {STATELESS_TRAIT: False, SECURE_BOOT_TRAIT: False},
+            {t: v for t, v in drv.capabilities_as_traits().items()
+             if t in (STATELESS_TRAIT, SECURE_BOOT_TRAIT)})
+        self.assertIn('asking again at the next update', self.stdlog.output)
+        drv.update_provider_tree(self.tree, NODENAME)
+        traits = self.tree.data(NODENAME).traits
+        self.assertIn(STATELESS_TRAIT, traits)
+        self.assertIn(SECURE_BOOT_TRAIT, traits)
+        # Once answered, later updates ask libvirt nothing more.
+        calls = drv.host.api_calls['getDomainCapabilities']
+        drv.update_provider_tree(self.tree, NODENAME)
+        self.assertEqual(calls, drv.host.api_calls['getDomainCapabilities'])
+
     def test_inventory(self):
         self.start_driver().update_provider_tree(self.tree, NODENAME)
         inventory = self.tree.data(NODENAME).inventory
@@ -816,6 +837,45 @@ class LifecycleTestCase(_DriverTestCase):
                                          stateless=True),
                          firmware_of(self.domain_xml(instance)))
         self.assertEqual({}, self.fake.hypervisor.nvram)
+
+    def _restart_with_failing_probes(self, count: int) -> None:
+        for _ in range(count):
+            self.fake.fail_next('getDomainCapabilities',
+                                message='QEMU probe timed out')
+        self.drv = self.start_driver()
+
+    def test_existing_stateless_guest_starts_after_a_failed_probe(self):
+        instance = self.spawn(uefi_image('true'))
+        self.drv.power_off(instance)
+        # The service restarts and libvirt fails its first probe.
+        self._restart_with_failing_probes(1)
+        self.assertFalse(self.drv.capabilities['supports_stateless_firmware'])
+
+        self.drv.power_on(None, instance)
+
+        self.assert_running(instance)
+        self.assertEqual(STATELESS_PLAIN,
+                         firmware_of(self.domain_xml(instance)))
+        self.assertTrue(self.drv.host.supports_stateless_firmware)
+
+    def test_existing_stateless_guest_starts_while_probes_fail(self):
+        instance = self.spawn(uefi_image('true'))
+        # Every probe fails: the guest keeps the loader of its definition.
+        self._restart_with_failing_probes(3)
+        self.drv.reboot(None, instance, None, libvirt_driver.REBOOT_HARD)
+        self.assert_running(instance)
+        self.assertEqual(STATELESS_PLAIN,
+                         firmware_of(self.domain_xml(instance)))
+        self.assertIn('Starting stateless guest %s on the loader of its '
+                      'definition' % instance.name, self.stdlog.output)
+        self.assertEqual({}, self.fake.hypervisor.nvram)
+        # A new stateless guest is still refused while libvirt fails.
+        self.fake.fail_next('getDomainCapabilities')
+        self.drv.host._domain_caps.clear()
+        other = make_instance(uefi_image('true'), instance_id=2)
+        self.assertRaises(exception.StatelessFirmwareNotSupported,
+                          self.drv.spawn, None, other, other.image_meta)
+        self.assert_nothing_left(other)
 
     def test_start_failure_during_spawn_leaves_nothing(self):
         self.fake.fail_next('createWithFlags',

@@ -357,7 +357,17 @@ class StatelessDecisionTestCase(_HostTestCase):
                             'QEMU probe failed')
         support = self.host.stateless_firmware_support()
         self.assertFalse(support.supported)
+        self.assertTrue(support.probe_failed)
         self.assertIn('QEMU probe failed', support.reasons[1])
+        self.assertIn('Stateless firmware support unknown, libvirt failed '
+                      'to answer', self.stdlog.output)
+        # Not kept: the next question asks libvirt again, and the answer
+        # it then gives is kept.
+        support = self.host.stateless_firmware_support()
+        self.assertTrue(support.supported)
+        self.assertFalse(support.probe_failed)
+        self.assertIs(support, self.host.stateless_firmware_support())
+        self.assertEqual(2, self.host.api_calls['getDomainCapabilities'])
 
     def test_default_machine_type_decides(self):
         # i440fx: only the plain build targets it, still stateless-capable.
