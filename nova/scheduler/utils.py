@@ -24,6 +24,8 @@ RESOURCES_PREFIX = 'resources:'
 TRAIT_PREFIX = 'trait:'
 TRAIT_REQUIRED = 'required'
 TRAIT_FORBIDDEN = 'forbidden'
+#: Prefix of the traits naming a host's CPU architecture.
+ARCH_TRAIT_PREFIX = 'HW_ARCH_'
 
 
 class ResourceRequest:
@@ -36,6 +38,9 @@ class ResourceRequest:
     def __init__(self, limit: ty.Optional[int] = DEFAULT_PLACEMENT_LIMIT):
         self.resources: dict[str, int] = {}
         self.required_traits: set[str] = set()
+        #: Groups of traits of which the provider needs at least one each
+        #: (placement's ``required=in:A,B``).
+        self.required_any_traits: list[frozenset[str]] = []
         self.forbidden_traits: set[str] = set()
         self.limit = limit
 
@@ -60,8 +65,7 @@ class ResourceRequest:
         if image_meta is None:
             return res_req
         if hardware.get_stateless_firmware_constraint(image_meta):
-            res_req.required_traits.add(
-                os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE)
+            res_req._require_stateless_firmware(image_meta)
         secure_boot = hardware.get_secure_boot_constraint(flavor, image_meta)
         if secure_boot == fields.SecureBoot.REQUIRED:
             res_req.required_traits.add(
@@ -69,6 +73,23 @@ class ResourceRequest:
         if hardware.get_mem_encryption_model(flavor, image_meta):
             res_req.resources[orc.MEM_ENCRYPTION_CONTEXT] = 1
         return res_req
+
+    def _require_stateless_firmware(
+            self, image_meta: 'objects.ImageMeta') -> None:
+        if not hardware.firmware_type_depends_on_host(image_meta):
+            self.required_traits.add(
+                os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE)
+            return
+        # The guest boots the default firmware of the host's architecture:
+        # UEFI on aarch64, where stateless firmware must be supported, BIOS
+        # elsewhere, where the request is met by nature. So: a host with
+        # the trait, or one whose architecture trait says it boots BIOS.
+        bios_archs = frozenset(
+            trait for trait in os_traits.get_traits(prefix=ARCH_TRAIT_PREFIX)
+            if trait[len(ARCH_TRAIT_PREFIX):].lower() not in
+            hardware.UEFI_DEFAULT_ARCHITECTURES)
+        self.required_any_traits.append(frozenset(
+            {os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE}) | bios_archs)
 
     def _add_flavor_resources(self, flavor: 'objects.Flavor',
                               is_bfv: bool) -> None:
@@ -115,7 +136,8 @@ class ResourceRequest:
     def to_querystring(self) -> str:
         """Render the ``GET /allocation_candidates`` query.
 
-        Forbidden traits need placement microversion 1.22 or later.
+        Forbidden traits need placement microversion 1.22 or later, a
+        ``required=in:`` group 1.39.
         """
         qparams: list[tuple[str, str]] = []
         resources = ','.join(
@@ -126,6 +148,8 @@ class ResourceRequest:
             '!' + t for t in self.forbidden_traits)
         if traits:
             qparams.append(('required', ','.join(traits)))
+        for any_of in self.required_any_traits:
+            qparams.append(('required', 'in:' + ','.join(sorted(any_of))))
         if self.limit is not None:
             qparams.append(('limit', str(self.limit)))
         return parse.urlencode(sorted(qparams), safe=',:!')

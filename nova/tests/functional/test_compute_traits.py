@@ -11,6 +11,7 @@ the image. Upgrades and downgrades are service restarts: a new driver and
 manager on the same host name, posing as the new version.
 """
 
+from lxml import etree
 import os_traits
 
 from nova.compute import api as compute_api
@@ -29,6 +30,14 @@ STATELESS = os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE
 OLD, NEW = 'compute-old', 'compute-new'
 OLD_LIBVIRT, NEW_LIBVIRT = (8, 5, 0), (8, 6, 0)
 OPERATOR_TRAIT = 'CUSTOM_RACK_A'
+ARM = 'compute-arm'
+AAVMF_CODE = '/usr/share/AAVMF/AAVMF_CODE.fd'
+AAVMF_VARS = '/usr/share/AAVMF/AAVMF_VARS.fd'
+#: An aarch64 host, which boots UEFI unless an image says otherwise.
+ARM_HOST = {'debian_firmware': False, 'arch': 'aarch64',
+            'emulator': '/usr/bin/qemu-system-aarch64',
+            'machine_types': {'virt': 'virt-7.2', 'virt-7.2': None},
+            'default_machine_type': 'virt-7.2'}
 #: Fits once on a host (16384 MiB, 512 reserved), not twice.
 BIG_MEMORY_MB = 10000
 
@@ -65,7 +74,7 @@ class ComputeTraitsTestCase(test.NoDBTestCase):
         self.start_compute(NEW, NEW_LIBVIRT)
 
     def start_compute(self, host: str, lv_ver: tuple,
-                      failing_probes: int = 0
+                      failing_probes: int = 0, **host_config
                       ) -> compute_manager.ComputeManager:
         """Start (or restart) the compute service of ``host``.
 
@@ -76,7 +85,11 @@ class ComputeTraitsTestCase(test.NoDBTestCase):
         times out while the host is busy.
         """
         fake = self.useFixture(fakelibvirt.FakeLibvirtFixture(
-            lv_ver=lv_ver, hostname=host))
+            lv_ver=lv_ver, hostname=host, **host_config))
+        if host_config.get('arch') == 'aarch64':
+            fake.write_split_descriptor(
+                '60-edk2-aarch64.json', AAVMF_CODE, AAVMF_VARS,
+                arch='aarch64', machines=('virt-*',))
         for _ in range(failing_probes):
             fake.fail_next('getDomainCapabilities',
                            message='QEMU probe timed out')
@@ -110,7 +123,7 @@ class ComputeTraitsTestCase(test.NoDBTestCase):
         alloc_reqs, _summaries, _version = (
             self.scheduler.report_client.get_allocation_candidates(
                 resource_request))
-        by_uuid = {self.rp_uuid(host): host for host in (OLD, NEW)}
+        by_uuid = {self.rp_uuid(host): host for host in self.computes}
         return {by_uuid[rp] for ar in alloc_reqs for rp in ar['allocations']}
 
     def schedule(self, image: dict, memory_mb: int = 256):
@@ -219,3 +232,27 @@ class ComputeTraitsTestCase(test.NoDBTestCase):
         self.assertIn(os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT,
                       self.traits(NEW))
         self.assertEqual(NEW, self.build(STATELESS_IMAGE))
+
+    def test_host_architecture_decides_when_the_image_does_not(self):
+        # An image with stateless firmware and nothing else boots BIOS on
+        # the x86 hosts (met by nature) and UEFI on an aarch64 one, which
+        # therefore needs the trait.
+        image = make_image(hw_firmware_stateless='true')
+        self.start_compute(ARM, OLD_LIBVIRT, **ARM_HOST)
+        self.assertIn(os_traits.HW_ARCH_AARCH64, self.traits(ARM))
+        self.assertNotIn(STATELESS, self.traits(ARM))
+        self.assertEqual({OLD, NEW}, self.candidate_hosts(image))
+
+        compute = self.start_compute(ARM, NEW_LIBVIRT, **ARM_HOST)
+        self.assertIn(STATELESS, self.traits(ARM))
+        self.assertEqual({OLD, NEW, ARM}, self.candidate_hosts(image))
+        # On the aarch64 host the guest boots stateless UEFI.
+        instance, _spec = self.create(image)
+        compute.build_and_run_instance(None, instance, instance.image_meta)
+        domain = self.hypervisors[ARM].domains[instance.name]
+        os_node = etree.fromstring(domain.XMLDesc(0)).find('os')
+        self.assertEqual('aarch64', os_node.find('type').get('arch'))
+        self.assertEqual(AAVMF_CODE, os_node.findtext('loader'))
+        self.assertEqual('yes', os_node.find('loader').get('stateless'))
+        self.assertIsNone(os_node.find('nvram'))
+        self.assertEqual({}, self.hypervisors[ARM].nvram)

@@ -128,6 +128,9 @@ def expected_request(props: ty.Mapping[str, ty.Any]) -> dict:
     """What a valid image means; raise Refused for an invalid one."""
     parsed = read_properties(props)
     firmware = parsed.get('hw_firmware_type')
+    # Neither firmware nor architecture: the host's architecture decides,
+    # so stateless is asked of the hosts that would boot it UEFI.
+    host_decides = firmware is None and parsed.get('hw_architecture') is None
     if firmware is None:
         firmware = ('uefi' if parsed.get('hw_architecture') == 'aarch64'
                     else 'bios')
@@ -157,6 +160,8 @@ def expected_request(props: ty.Mapping[str, ty.Any]) -> dict:
                           'hw_firmware_stateless')
     return {
         'properties': parsed,
+        'stateless_if_uefi_host': bool(
+            host_decides and parsed.get('hw_firmware_stateless')),
         'stateless': stateless,
         'required_traits': (
             ({STATELESS_TRAIT} if stateless else set()) |
@@ -273,7 +278,12 @@ class ImagePropertiesPropertyTestCase(test.NoDBTestCase):
         self.assertEqual(expected['mem_encryption_context'],
                          request.resources.get(orc.MEM_ENCRYPTION_CONTEXT),
                          props)
-        self.assertEqual(STATELESS_TRAIT in expected['required_traits'],
+        self.assertEqual(expected['stateless_if_uefi_host'],
+                         any(STATELESS_TRAIT in group
+                             for group in request.required_any_traits),
+                         props)
+        self.assertEqual(STATELESS_TRAIT in expected['required_traits'] or
+                         expected['stateless_if_uefi_host'],
                          STATELESS_TRAIT in request.to_querystring())
 
     def _check_image(self, props: dict) -> None:

@@ -19,6 +19,7 @@ import subprocess
 import typing as ty
 
 import os_resource_classes as orc
+import os_traits
 from oslo_log import log as logging
 from oslo_utils import importutils
 from oslo_utils import units
@@ -153,6 +154,14 @@ class LibvirtDriver(driver.ComputeDriver):
         traits = self.merge_capability_traits(
             provider_tree.data(nodename).traits,
             self.capabilities_as_traits())
+        # The host's architecture, which decides the firmware of images
+        # that name neither firmware nor architecture: the scheduler asks
+        # for it to tell hosts that boot them BIOS from those that boot
+        # them UEFI.
+        arch_trait = getattr(os_traits, 'HW_ARCH_%s' %
+                             self._host.get_host_arch().upper(), None)
+        if arch_trait is not None:
+            traits.add(arch_trait)
         provider_tree.update_traits(nodename, traits)
 
     def _get_inventory(self) -> dict:
@@ -232,12 +241,16 @@ class LibvirtDriver(driver.ComputeDriver):
     ) -> None:
         # Read first: it refuses secure boot 'required' for a BIOS guest,
         # which must not boot without it if it slipped past the API.
-        policy = hardware.get_secure_boot_constraint(flavor, image_meta)
-        if hardware.get_firmware_type(image_meta) != fields.FirmwareType.UEFI:
+        # ``arch`` is the guest's, the image's or else this host's: an
+        # image that does not say boots the host arch's default firmware.
+        policy = hardware.get_secure_boot_constraint(flavor, image_meta,
+                                                     arch)
+        if (hardware.get_firmware_type(image_meta, arch) !=
+                fields.FirmwareType.UEFI):
             # BIOS: QEMU's built-in SeaBIOS, no loader and nothing to keep.
             return
         stateless = bool(hardware.get_stateless_firmware_constraint(
-            image_meta))
+            image_meta, arch))
         if not stateless and self._keep_stateful_loader(guest, existing,
                                                         policy):
             return
@@ -834,8 +847,9 @@ class LibvirtDriver(driver.ComputeDriver):
         otherwise the migration is refused before anything moves.
         """
         image_meta = instance.image_meta
+        arch = self._get_guest_arch(image_meta)
         stateless = bool(
-            hardware.get_stateless_firmware_constraint(image_meta))
+            hardware.get_stateless_firmware_constraint(image_meta, arch))
         self._update_capabilities()
         if stateless and not self.capabilities['supports_stateless_firmware']:
             raise exception.MigrationPreCheckError(
@@ -847,7 +861,8 @@ class LibvirtDriver(driver.ComputeDriver):
         migrate_data = migration.LibvirtLiveMigrateData(
             dst_supports_stateless_firmware=self.capabilities[
                 'supports_stateless_firmware'])
-        if hardware.get_firmware_type(image_meta) == fields.FirmwareType.UEFI:
+        if (hardware.get_firmware_type(image_meta, arch) ==
+                fields.FirmwareType.UEFI):
             try:
                 config = self._get_guest_config(instance, image_meta)
             except exception.NovaException as ex:
@@ -869,7 +884,7 @@ class LibvirtDriver(driver.ComputeDriver):
     ) -> migration.LibvirtLiveMigrateData:
         """Check on the source what the destination reported."""
         stateless = hardware.get_stateless_firmware_constraint(
-            instance.image_meta)
+            instance.image_meta, self._get_guest_arch(instance.image_meta))
         if stateless and not dest_check_data.dst_supports_stateless_firmware:
             raise exception.MigrationPreCheckError(
                 reason='instance %s uses stateless firmware and the '

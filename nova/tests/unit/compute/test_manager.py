@@ -73,7 +73,8 @@ class UpdateAvailableResourceTestCase(_ComputeTestCase):
         self.assertEqual(self.rp_uuid, provider['uuid'])
         self.assertEqual({STATELESS, SECURE_BOOT,
                           os_traits.COMPUTE_IMAGE_TYPE_QCOW2,
-                          os_traits.COMPUTE_IMAGE_TYPE_RAW},
+                          os_traits.COMPUTE_IMAGE_TYPE_RAW,
+                          os_traits.HW_ARCH_X86_64},
                          self.placement_traits())
         resp = self.operator.get(
             '/resource_providers/%s/inventories' % self.rp_uuid,

@@ -283,7 +283,8 @@ class UpdateProviderTreeTestCase(_DriverTestCase):
             self.others | {STATELESS_TRAIT, SECURE_BOOT_TRAIT})
         self.assertEqual(
             self.others | {os_traits.COMPUTE_IMAGE_TYPE_QCOW2,
-                           os_traits.COMPUTE_IMAGE_TYPE_RAW},
+                           os_traits.COMPUTE_IMAGE_TYPE_RAW,
+                           os_traits.HW_ARCH_X86_64},
             traits)
 
     def test_failed_probe_at_start_retried_at_next_update(self):
@@ -547,6 +548,36 @@ class AArch64GuestFirmwareTestCase(_GuestConfigTestCase):
         xml = self.guest_xml(drv, make_image(hw_architecture='aarch64',
                                              hw_firmware_type='bios'))
         self.assertEqual(BIOS, firmware_of(xml))
+
+    def test_image_without_architecture_boots_uefi(self):
+        # The guest architecture is the host's when the image does not
+        # say: UEFI here, and a stateless request is honoured.
+        drv = self.start_driver()
+        xml = self.guest_xml(drv, make_image())
+        self.assertEqual(
+            loader_firmware(self.aavmf_code, template=self.aavmf_vars),
+            firmware_of(xml))
+        xml = self.guest_xml(drv, make_image(hw_firmware_stateless='true'))
+        self.assertEqual(loader_firmware(self.aavmf_code, stateless=True),
+                         firmware_of(xml))
+
+    def test_image_without_architecture_stateless_unsupported(self):
+        self.use_fake(lv_ver=(8, 5, 0), **self.FAKE_ARGS)
+        self.fake.write_split_descriptor(
+            '60-edk2-aarch64.json', self.aavmf_code, self.aavmf_vars,
+            arch='aarch64', machines=('virt-*',))
+        drv = self.start_driver()
+        self.assertRaises(exception.StatelessFirmwareNotSupported,
+                          self.guest_xml, drv,
+                          make_image(hw_firmware_stateless='true'))
+
+    def test_reports_its_architecture(self):
+        tree = provider_tree.ProviderTree()
+        tree.new_root(NODENAME, uuidutils.generate_uuid(), 1)
+        self.start_driver().update_provider_tree(tree, NODENAME)
+        traits = tree.data(NODENAME).traits
+        self.assertIn(os_traits.HW_ARCH_AARCH64, traits)
+        self.assertNotIn(os_traits.HW_ARCH_X86_64, traits)
 
 
 class AutoselectGuestFirmwareTestCase(_GuestConfigTestCase):
