@@ -11,6 +11,7 @@ from oslo_log import log as logging
 from nova import exception
 from nova import objects
 from nova.objects import fields
+from nova.virt import driver as virt_driver
 from nova.virt import hardware
 
 LOG = logging.getLogger(__name__)
@@ -70,6 +71,12 @@ class ResourceRequest:
         if secure_boot == fields.SecureBoot.REQUIRED:
             res_req.required_traits.add(
                 os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT)
+            # Both traits together do not make it: the host needs a
+            # stateless firmware with enrolled keys.
+            if os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE in (
+                    res_req.required_traits):
+                res_req.required_traits.add(
+                    virt_driver.STATELESS_SECURE_BOOT_TRAIT)
         if hardware.get_mem_encryption_model(flavor, image_meta):
             res_req.resources[orc.MEM_ENCRYPTION_CONTEXT] = 1
         return res_req

@@ -24,6 +24,7 @@ from nova import test
 from nova.tests.fixtures import compute as compute_fixture
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.fixtures import placement as placement_fixture
+from nova.virt import driver as virt_driver
 from nova.virt.libvirt import driver as libvirt_driver
 
 STATELESS = os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE
@@ -31,6 +32,8 @@ OLD, NEW = 'compute-old', 'compute-new'
 OLD_LIBVIRT, NEW_LIBVIRT = (8, 5, 0), (8, 6, 0)
 OPERATOR_TRAIT = 'CUSTOM_RACK_A'
 ARM = 'compute-arm'
+SECURE = 'compute-secure'
+STATELESS_SB_CODE = '/usr/share/OVMF/OVMF.stateless.secboot.fd'
 AAVMF_CODE = '/usr/share/AAVMF/AAVMF_CODE.fd'
 AAVMF_VARS = '/usr/share/AAVMF/AAVMF_VARS.fd'
 #: An aarch64 host, which boots UEFI unless an image says otherwise.
@@ -74,7 +77,9 @@ class ComputeTraitsTestCase(test.NoDBTestCase):
         self.start_compute(NEW, NEW_LIBVIRT)
 
     def start_compute(self, host: str, lv_ver: tuple,
-                      failing_probes: int = 0, **host_config
+                      failing_probes: int = 0,
+                      stateless_secure_firmware: bool = False,
+                      **host_config
                       ) -> compute_manager.ComputeManager:
         """Start (or restart) the compute service of ``host``.
 
@@ -86,6 +91,12 @@ class ComputeTraitsTestCase(test.NoDBTestCase):
         """
         fake = self.useFixture(fakelibvirt.FakeLibvirtFixture(
             lv_ver=lv_ver, hostname=host, **host_config))
+        if stateless_secure_firmware:
+            # A firmware made for stateless use, its keys enrolled in the
+            # executable, as built for confidential guests.
+            fake.write_stateless_descriptor(
+                '30-stateless-secure.json', executable=STATELESS_SB_CODE,
+                features=('enrolled-keys', 'requires-smm', 'secure-boot'))
         if host_config.get('arch') == 'aarch64':
             fake.write_split_descriptor(
                 '60-edk2-aarch64.json', AAVMF_CODE, AAVMF_VARS,
@@ -256,3 +267,30 @@ class ComputeTraitsTestCase(test.NoDBTestCase):
         self.assertEqual('yes', os_node.find('loader').get('stateless'))
         self.assertIsNone(os_node.find('nvram'))
         self.assertEqual({}, self.hypervisors[ARM].nvram)
+
+    def test_stateless_secure_boot_only_where_a_firmware_enforces_it(self):
+        image = make_image(hw_firmware_type='uefi',
+                           hw_firmware_stateless='true',
+                           hw_machine_type='q35', os_secure_boot='required')
+        # NEW reports both standard traits, but its OVMF enforces secure
+        # boot only with a variable store: refused before any compute.
+        self.assertLessEqual(
+            {STATELESS, os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT},
+            self.traits(NEW))
+        _instance, spec = self.create(image)
+        self.assertRaises(exception.NoValidHost,
+                          self.scheduler.select_destinations, spec)
+
+        self.start_compute(SECURE, NEW_LIBVIRT,
+                           stateless_secure_firmware=True)
+        self.assertIn(virt_driver.STATELESS_SECURE_BOOT_TRAIT,
+                      self.traits(SECURE))
+        self.assertNotIn(virt_driver.STATELESS_SECURE_BOOT_TRAIT,
+                         self.traits(NEW))
+        self.assertEqual({SECURE}, self.candidate_hosts(image))
+        self.assertEqual(SECURE, self.build(image))
+        [domain] = self.hypervisors[SECURE].domains.values()
+        loader = etree.fromstring(domain.XMLDesc(0)).find('os/loader')
+        self.assertEqual(STATELESS_SB_CODE, loader.text)
+        self.assertEqual('yes', loader.get('secure'))
+        self.assertEqual('yes', loader.get('stateless'))

@@ -28,6 +28,7 @@ from nova import objects
 from nova.objects import fields
 from nova.scheduler import utils as scheduler_utils
 from nova import test
+from nova.virt import driver as virt_driver
 
 STATELESS_TRAIT = os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE
 SECURE_BOOT_TRAIT = os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT
@@ -162,6 +163,8 @@ def expected_request(props: ty.Mapping[str, ty.Any]) -> dict:
         'properties': parsed,
         'stateless_if_uefi_host': bool(
             host_decides and parsed.get('hw_firmware_stateless')),
+        'stateless_secure_boot': bool(
+            stateless and parsed.get('os_secure_boot') == 'required'),
         'stateless': stateless,
         'required_traits': (
             ({STATELESS_TRAIT} if stateless else set()) |
@@ -273,8 +276,11 @@ class ImagePropertiesPropertyTestCase(test.NoDBTestCase):
         spec = objects.RequestSpec.from_components(
             'd9a1d3a0-1f1c-4d3e-9a36-77b5e2c8a001', image_meta, _flavor())
         request = scheduler_utils.ResourceRequest.from_request_spec(spec)
-        self.assertEqual(expected['required_traits'],
-                         request.required_traits, props)
+        self.assertEqual(
+            expected['required_traits'] |
+            ({virt_driver.STATELESS_SECURE_BOOT_TRAIT}
+             if expected['stateless_secure_boot'] else set()),
+            request.required_traits, props)
         self.assertEqual(expected['mem_encryption_context'],
                          request.resources.get(orc.MEM_ENCRYPTION_CONTEXT),
                          props)

@@ -82,6 +82,7 @@ class LibvirtDriver(driver.ComputeDriver):
         # Both are decided from the host at init_host.
         'supports_secure_boot': False,
         'supports_stateless_firmware': False,
+        'supports_stateless_secure_boot': False,
     }
 
     def __init__(self, virtapi: ty.Any = None,
@@ -130,12 +131,16 @@ class LibvirtDriver(driver.ComputeDriver):
         self.capabilities['supports_stateless_firmware'] = support.supported
         try:
             secure_boot = self._host.supports_secure_boot
+            stateless_secure_boot = (
+                self._host.supports_stateless_secure_boot())
         except libvirt.libvirtError as ex:
             LOG.warning('Cannot tell whether this host supports secure boot,'
                         ' libvirt failed to answer: %s; asking again at the '
                         'next update', ex)
-            secure_boot = False
+            secure_boot = stateless_secure_boot = False
         self.capabilities['supports_secure_boot'] = secure_boot
+        self.capabilities['supports_stateless_secure_boot'] = (
+            stateless_secure_boot)
 
     def update_provider_tree(
         self,
@@ -415,17 +420,9 @@ class LibvirtDriver(driver.ComputeDriver):
                                      machine_type: ty.Optional[str]) -> None:
         # libvirt looks for a firmware with the requested features only at
         # start, once the domain is defined; refuse here instead when no
-        # stateless build that enforces secure boot is installed. Any
-        # descriptor will do: autoselection does not need its image among
-        # the loader paths of the domain capabilities.
-        caps = self._host.get_domain_capabilities_for(arch, machine_type)
-        name = machine_type or caps.machine_type
-        try:
-            firmware.choose_loader(
-                self._host.firmware_descriptors, arch, name,
-                secure_boot=True, stateless=True,
-                machine_aliases={name: caps.machine_type})
-        except exception.UEFILoaderNotFound:
+        # stateless build that enforces secure boot is installed.
+        if not self._host.supports_stateless_secure_boot(arch,
+                                                         machine_type):
             raise exception.StatelessSecureBootNotSupported()
 
     def _add_guest_devices(self, guest: vconfig.LibvirtConfigGuest,

@@ -587,6 +587,44 @@ class Host:
             return False
         return True
 
+    def supports_stateless_secure_boot(
+            self, arch: str | None = None,
+            machine_type: str | None = None) -> bool:
+        """Whether a stateless guest can enforce secure boot here.
+
+        It needs a firmware of mode ``stateless`` with the features
+        ``secure-boot`` and ``enrolled-keys``: with no variable store,
+        the keys must be in the executable. In the explicit XML form its
+        image must be among the secure loaders libvirt offers; with
+        firmware autoselection libvirt finds it by its descriptor.
+
+        :param arch: the guest architecture; the host's by default.
+        :param machine_type: the guest machine type; the configured
+            default of ``arch`` by default.
+        """
+        support = self.stateless_firmware_support()
+        if not support.supported:
+            return False
+        arch = arch or self.get_host_arch()
+        if machine_type is None:
+            machine_type = self.get_default_machine_type(arch)
+        caps = self.get_domain_capabilities_for(arch, machine_type)
+        try:
+            if support.xml_form == XML_FORM_AUTOSELECT:
+                name = machine_type or caps.machine_type
+                firmware.choose_loader(
+                    self.firmware_descriptors, arch, name,
+                    secure_boot=True, stateless=True,
+                    machine_aliases={name: caps.machine_type})
+                return True
+            if caps.os is None or 'yes' not in caps.os.loader_secure:
+                return False
+            self.get_loader(arch, machine_type, secure_boot=True,
+                            stateless=True)
+        except exception.UEFILoaderNotFound:
+            return False
+        return True
+
     def get_loader(self, arch: str, machine_type: str | None = None,
                    secure_boot: bool = False,
                    stateless: bool = False) -> firmware.UEFILoader:

@@ -17,6 +17,7 @@ import nova.conf
 from nova import exception
 from nova import test
 from nova.tests.fixtures import libvirt_embed
+from nova.virt import driver as virt_driver
 from nova.virt.libvirt import boot_evidence
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import firmware
@@ -160,6 +161,16 @@ class RealHostTestCase(test.NoDBTestCase):
         # No descriptor here enforces secure boot without a variable store.
         self.assertRaises(exception.UEFILoaderNotFound, self.host.get_loader,
                           'x86_64', 'q35', secure_boot=True, stateless=True)
+        self.assertFalse(self.host.supports_stateless_secure_boot())
+        driver = libvirt_driver.LibvirtDriver()
+        driver.init_host('real')
+        self.assertEqual(
+            {os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE: True,
+             os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT: True,
+             virt_driver.STATELESS_SECURE_BOOT_TRAIT: False},
+            {trait: value for trait, value in
+             driver.capabilities_as_traits().items()
+             if 'SECURITY' in trait})
 
     def test_domain_helpers(self):
         loader = self.host.stateless_firmware_support().loader

@@ -5,6 +5,7 @@ from nova import exception
 from nova import objects
 from nova.scheduler import utils
 from nova import test
+from nova.virt import driver as virt_driver
 
 INSTANCE_UUID = 'ad0b3a05-7f3c-4c2a-8f1b-0d8bd1b9d2e4'
 
@@ -85,8 +86,20 @@ class TestResourceRequest(test.NoDBTestCase):
         req = self._request({'hw_firmware_type': 'uefi',
                              'hw_firmware_stateless': 'true',
                              'os_secure_boot': 'required'})
+        # Both standard traits together do not make stateless secure
+        # boot: the host must say it has a firmware that does it.
         self.assertEqual({os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE,
-                          os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT},
+                          os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT,
+                          virt_driver.STATELESS_SECURE_BOOT_TRAIT},
+                         req.required_traits)
+        req = self._request({'hw_firmware_type': 'uefi',
+                             'os_secure_boot': 'required'})
+        self.assertEqual({os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT},
+                         req.required_traits)
+        req = self._request({'hw_firmware_type': 'uefi',
+                             'hw_firmware_stateless': 'true',
+                             'os_secure_boot': 'optional'})
+        self.assertEqual({os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE},
                          req.required_traits)
         req = self._request({'hw_firmware_type': 'uefi',
                              'os_secure_boot': 'optional'})
