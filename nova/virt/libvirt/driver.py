@@ -870,6 +870,9 @@ class LibvirtDriver(driver.ComputeDriver):
                 ) from ex
             migrate_data.dst_os_loader = config.os_loader
             migrate_data.dst_os_firmware = config.os_firmware
+            migrate_data.dst_os_loader_secure = config.os_loader_secure
+            migrate_data.dst_os_firmware_features = dict(
+                config.os_firmware_features)
         return migrate_data
 
     def check_can_live_migrate_source(
@@ -898,3 +901,44 @@ class LibvirtDriver(driver.ComputeDriver):
         guest = self._get_guest(instance)
         return migration.get_updated_guest_xml(
             guest.get_xml_desc(), migrate_data)
+
+    def live_migration(
+        self,
+        context: ty.Any,
+        instance: 'objects.Instance',
+        dest: str,
+        post_method: ty.Callable,
+        recover_method: ty.Callable,
+        block_migration: bool = False,
+        migrate_data: ty.Optional[migration.LibvirtLiveMigrateData] = None,
+    ) -> None:
+        """Live-migrate the instance to ``dest``, peer to peer.
+
+        The domain is defined on the destination from the source's live
+        XML rewritten for it (``get_updated_guest_xml``): a stateless guest
+        in the destination's XML form and with no NVRAM. Instance storage
+        must be shared; block migration is not implemented here.
+        ``post_method`` runs once the guest runs on the destination,
+        ``recover_method`` when the migration failed and the guest still
+        runs here.
+        """
+        if block_migration:
+            raise NotImplementedError(
+                'Block live migration is not implemented here; instance '
+                'storage must be shared.')
+        migrate_data = migrate_data or migration.LibvirtLiveMigrateData()
+        guest = self._get_guest(instance)
+        xml = migration.get_updated_guest_xml(guest.get_xml_desc(),
+                                              migrate_data)
+        flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER |
+                 libvirt.VIR_MIGRATE_PERSIST_DEST |
+                 libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
+        try:
+            guest.migrate(migration.destination_uri(dest), xml, flags)
+        except libvirt.libvirtError as ex:
+            LOG.error('Live migration of %(uuid)s to %(dest)s failed: '
+                      '%(err)s', {'uuid': instance.uuid, 'dest': dest,
+                                  'err': ex})
+            recover_method(context, instance, dest, migrate_data)
+            raise
+        post_method(context, instance, dest, block_migration, migrate_data)

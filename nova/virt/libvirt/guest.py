@@ -88,6 +88,15 @@ class Guest:
             time.sleep(interval)
         return True
 
+    def migrate(self, destination_uri: str, destination_xml: str,
+                flags: int) -> None:
+        """Migrate the running domain, defined on the destination from
+        ``destination_xml`` (``virDomainMigrateToURI3``).
+        """
+        self._domain.migrateToURI3(
+            destination_uri,
+            {libvirt.VIR_MIGRATE_PARAM_DEST_XML: destination_xml}, flags)
+
     def delete_configuration(self, keep_nvram: bool = False) -> None:
         """Undefine the domain.
 

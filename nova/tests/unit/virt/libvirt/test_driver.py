@@ -1071,3 +1071,103 @@ class LiveMigrationTestCase(_DriverTestCase):
         self.assertEqual(loader_firmware('/opt/edk2/CODE.fd',
                                          stateless=True),
                          firmware_of(xml))
+
+
+class LiveMigrationBetweenXMLFormsTestCase(_DriverTestCase):
+    """Live migration between hosts whose libvirt want different XML.
+
+    On fakelibvirt: this machine cannot live-migrate between two embedded
+    libvirt drivers (there is no daemon to migrate to). ``explicit`` is
+    Debian 12's libvirt 9.0 with its OVMF, booting a read-only loader;
+    ``autoselect`` a libvirt that offers no pflash loader to name but has a
+    firmware of mode 'stateless', which it finds itself.
+    """
+
+    def start_host(self, hostname: str, autoselect: bool
+                   ) -> libvirt_driver.LibvirtDriver:
+        if autoselect:
+            fake = self.use_fake(lv_ver=(10, 0, 0), hostname=hostname,
+                                 loader_types=('rom',))
+            fake.write_stateless_descriptor(
+                '30-stateless.json', executable=self.stateless_code)
+        else:
+            fake = self.use_fake(lv_ver=(9, 0, 0), hostname=hostname)
+        drv = self.start_driver()
+        self.assertEqual(
+            libvirt_host.XML_FORM_AUTOSELECT if autoselect
+            else libvirt_host.XML_FORM_EXPLICIT,
+            drv.host.stateless_firmware_support().xml_form)
+        self.hosts[hostname] = fake.hypervisor
+        return drv
+
+    def setUp(self):
+        super().setUp()
+        self.hosts = {}
+        self.calls = []
+
+    def migrate(self, source, dest, dest_name, instance):
+        data = dest.check_can_live_migrate_destination(None, instance)
+        data = source.check_can_live_migrate_source(None, instance, data)
+        source.live_migration(
+            None, instance, dest_name,
+            lambda *args: self.calls.append('post'),
+            lambda *args: self.calls.append('recover'),
+            migrate_data=data)
+
+    def os_of(self, host: str, instance, flags: int = 0) -> dict:
+        return firmware_of(self.hosts[host].domains[instance.name].XMLDesc(
+            flags))
+
+    def test_explicit_to_autoselect(self):
+        source = self.start_host('src', autoselect=False)
+        dest = self.start_host('dst', autoselect=True)
+        instance = make_instance(uefi_image('true'))
+        source.spawn(None, instance, instance.image_meta)
+
+        self.migrate(source, dest, 'dst', instance)
+
+        self.assertEqual(['post'], self.calls)
+        self.assertEqual({}, self.hosts['src'].domains)
+        # Defined as the destination writes it, the loader left to its
+        # libvirt, which put its own stateless build in the live XML.
+        inactive = self.os_of('dst', instance,
+                              fakelibvirt.VIR_DOMAIN_XML_INACTIVE)
+        self.assertEqual('efi', inactive['firmware'])
+        self.assertIsNone(inactive['loader'])
+        self.assertEqual({'secure-boot': 'no'}, inactive['features'])
+        live = self.os_of('dst', instance)
+        self.assertEqual(self.stateless_code, live['loader'])
+        self.assertEqual('yes', live['loader_attrs']['stateless'])
+        self.assertIsNone(live['nvram'])
+        self.assertEqual({}, self.hosts['dst'].nvram)
+        self.assertEqual({}, self.hosts['src'].nvram)
+
+    def test_autoselect_to_explicit(self):
+        source = self.start_host('src', autoselect=True)
+        dest = self.start_host('dst', autoselect=False)
+        instance = make_instance(uefi_image('true'))
+        source.spawn(None, instance, instance.image_meta)
+        # The running source shows the build its libvirt chose.
+        self.assertEqual(self.stateless_code,
+                         self.os_of('src', instance)['loader'])
+
+        self.migrate(source, dest, 'dst', instance)
+
+        self.assertEqual(['post'], self.calls)
+        self.assertEqual({}, self.hosts['src'].domains)
+        for flags in (0, fakelibvirt.VIR_DOMAIN_XML_INACTIVE):
+            self.assertEqual(STATELESS_PLAIN,
+                             self.os_of('dst', instance, flags))
+        self.assertEqual({}, self.hosts['dst'].nvram)
+
+    def test_failed_migration_recovers_on_the_source(self):
+        source = self.start_host('src', autoselect=False)
+        dest = self.start_host('dst', autoselect=True)
+        instance = make_instance(uefi_image('true'))
+        source.spawn(None, instance, instance.image_meta)
+        self.hosts['dst'].fail_next('migrateToURI3')
+        self.assertRaises(fakelibvirt.libvirtError, self.migrate, source,
+                          dest, 'dst', instance)
+        self.assertEqual(['recover'], self.calls)
+        self.assertEqual({}, self.hosts['dst'].domains)
+        self.assertTrue(self.hosts['src'].domains[instance.name].isActive())
