@@ -16,6 +16,7 @@ reads them again.
 import os
 import shutil
 import subprocess
+import tempfile
 import typing as ty
 
 import os_resource_classes as orc
@@ -93,6 +94,8 @@ class LibvirtDriver(driver.ComputeDriver):
             libvirt = importutils.import_module('libvirt')
         self._host = libvirt_host.Host(
             libvirt_host.Host.default_uri(), read_only)
+        #: The compute node this driver serves, from init_host.
+        self._nodename: ty.Optional[str] = None
 
     # --- host and capabilities
 
@@ -106,6 +109,7 @@ class LibvirtDriver(driver.ComputeDriver):
         :raises nova.exception.InternalError: libvirt or QEMU too old.
         :raises nova.exception.HypervisorUnavailable: libvirt unreachable.
         """
+        self._nodename = host
         self._host.initialize()
         if not self._host.has_min_version(lv_ver=MIN_LIBVIRT_VERSION):
             raise exception.InternalError(
@@ -770,18 +774,57 @@ class LibvirtDriver(driver.ComputeDriver):
         block_device_info: ty.Any = None,
         timeout: int = 0,
         retry_interval: int = 0,
+        shared_storage: bool = False,
     ) -> str:
         """Power the instance off ahead of a resize or cold migration.
 
         The domain stays defined, NVRAM included, until the move is
-        confirmed or reverted.
+        confirmed (``confirm_migration`` removes it from a source host) or
+        reverted (``finish_revert_migration`` starts it again).
+
+        :param shared_storage: whether ``dest`` shares this host's instance
+            directory, as the compute manager finds out with
+            ``check_instance_shared_storage_*``. A move to another host
+            needs it: copying the disks is not implemented here.
+        :raises MigrationPreCheckError: for another host without shared
+            storage, before anything is touched.
         """
-        if dest != CONF.host and dest != self._host.get_hostname():
-            raise NotImplementedError(
-                'Cold migration to another host is not implemented here; '
-                'only same-host resize is.')
+        if not self._is_this_host(dest) and not shared_storage:
+            raise exception.MigrationPreCheckError(
+                reason='cold migration of %s to %s needs shared instance '
+                       'storage; copying the disks is not implemented' %
+                       (instance.uuid, dest))
         self.power_off(instance, timeout, retry_interval)
         return ''
+
+    def _is_this_host(self, name: ty.Optional[str]) -> bool:
+        if self._nodename is not None:
+            return name == self._nodename
+        return name in (CONF.host, self._host.get_hostname())
+
+    # Nova's names: the manager creates a file on one host and looks for it
+    # from the other, through the compute RPC API.
+
+    def check_instance_shared_storage_local(
+            self, context: ty.Any, instance: 'objects.Instance') -> dict:
+        """Create a test file in the instance directory base."""
+        fd, path = tempfile.mkstemp(dir=self._instances_base(),
+                                    prefix='.shared-storage-')
+        os.close(fd)
+        return {'filename': os.path.basename(path)}
+
+    def check_instance_shared_storage_remote(self, context: ty.Any,
+                                             data: dict) -> bool:
+        """Whether the other host's test file is visible here."""
+        return os.path.exists(os.path.join(self._instances_base(),
+                                           data['filename']))
+
+    def check_instance_shared_storage_cleanup(self, context: ty.Any,
+                                              data: dict) -> None:
+        try:
+            os.unlink(os.path.join(self._instances_base(), data['filename']))
+        except FileNotFoundError:
+            pass
 
     def finish_migration(
         self,
@@ -824,7 +867,16 @@ class LibvirtDriver(driver.ComputeDriver):
     def confirm_migration(self, context: ty.Any, migration_obj: ty.Any,
                           instance: 'objects.Instance',
                           network_info: ty.Any = None) -> None:
-        """Nothing is left to clean up after a same-host resize."""
+        """Clean up the source after a confirmed move.
+
+        After a resize on this host nothing is left. After a move to
+        another host (``instance.host`` is already the destination) the
+        domain still defined here goes, with its NVRAM; the disks, on
+        shared storage, are the destination's now.
+        """
+        if instance.host is None or self._is_this_host(instance.host):
+            return
+        self._remove_domain(instance, keep_nvram=False)
 
     # --- live migration (checks and XML)
 

@@ -908,6 +908,44 @@ class LifecycleTestCase(_DriverTestCase):
                           self.drv.spawn, None, other, other.image_meta)
         self.assert_nothing_left(other)
 
+    def test_move_to_another_host_needs_shared_storage(self):
+        instance = self.spawn_stateful()
+        ex = self.assertRaises(
+            exception.MigrationPreCheckError,
+            self.drv.migrate_disk_and_power_off, None, instance,
+            'compute2', instance.flavor)
+        self.assertIn('needs shared instance storage', str(ex))
+        # Refused before anything was touched.
+        self.assert_running(instance)
+        self.drv.migrate_disk_and_power_off(None, instance, 'compute2',
+                                            instance.flavor,
+                                            shared_storage=True)
+        self.assertEqual(libvirt_driver.POWER_SHUTDOWN,
+                         self.drv.get_info(instance))
+
+    def test_confirm_removes_the_source_domain_only_after_a_move(self):
+        instance = self.spawn_stateful()
+        self.drv.power_off(instance)
+        instance.host = NODENAME
+        self.drv.confirm_migration(None, None, instance)
+        self.assert_variables_kept(instance)
+        instance.host = 'compute2'
+        self.drv.confirm_migration(None, None, instance)
+        self.assertNotIn(instance.name, self.domains)
+        self.assertEqual({}, self.fake.hypervisor.nvram)
+        # The disks, on shared storage, are the destination's now.
+        self.assertTrue(os.path.exists(os.path.join(
+            self.instance_dir(instance), libvirt_driver.DISK_NAME)))
+
+    def test_shared_storage_check(self):
+        data = self.drv.check_instance_shared_storage_local(
+            None, make_instance(uefi_image()))
+        self.assertTrue(self.drv.check_instance_shared_storage_remote(
+            None, data))
+        self.drv.check_instance_shared_storage_cleanup(None, data)
+        self.assertFalse(self.drv.check_instance_shared_storage_remote(
+            None, data))
+
     def test_start_failure_during_spawn_leaves_nothing(self):
         self.fake.fail_next('createWithFlags',
                             fakelibvirt.VIR_ERR_OPERATION_FAILED,
