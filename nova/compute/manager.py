@@ -228,8 +228,7 @@ class ComputeManager:
     # --- evacuate
 
     def rebuild_instance(self, context: ty.Any,
-                         instance: 'objects.Instance',
-                         source: 'ComputeManager') -> None:
+                         instance: 'objects.Instance') -> None:
         """Evacuate: recreate, on this host, an instance whose host is down.
 
         On shared instance storage its disk is used as it is. The

@@ -36,3 +36,7 @@ class MovesBetweenHostsTestCase(test.NoDBTestCase):
 
     def test_evacuate_from_a_failed_host(self):
         self.run_scenario('test_evacuate_from_a_failed_host')
+
+    def test_stateful_guest_gets_a_new_store_on_another_host(self):
+        self.run_scenario(
+            'test_stateful_guest_gets_a_new_store_on_another_host')

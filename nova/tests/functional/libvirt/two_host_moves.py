@@ -43,6 +43,7 @@ from nova.tests.fixtures import compute as compute_fixture
 from nova.tests.fixtures import libvirt_embed
 from nova.tests.fixtures import libvirt_system
 from nova.tests.fixtures import placement as placement_fixture
+from nova.tests.functional.libvirt import base
 from nova.virt.libvirt import boot_evidence
 from nova.virt.libvirt import driver as libvirt_driver
 
@@ -55,6 +56,8 @@ FIRMWARE_TIMEOUT = 90
 STATELESS_IMAGE = compute_fixture.make_image(
     hw_firmware_type='uefi', hw_firmware_stateless='true',
     hw_machine_type='q35')
+STATEFUL_IMAGE = compute_fixture.make_image(
+    hw_firmware_type='uefi', hw_machine_type='q35')
 
 
 class MovesBetweenHostsTestCase(test.NoDBTestCase):
@@ -92,9 +95,9 @@ class MovesBetweenHostsTestCase(test.NoDBTestCase):
 
     # --- the steps of Nova's API and conductor
 
-    def create(self):
+    def create(self, image: dict = STATELESS_IMAGE):
         instance, spec = compute_api.API().create(
-            self.flavor, STATELESS_IMAGE,
+            self.flavor, image,
             instance_id=libvirt_system.unique_instance_id())
         self.system.domain_names.append(instance.name)
         return instance, spec
@@ -106,7 +109,9 @@ class MovesBetweenHostsTestCase(test.NoDBTestCase):
         """
         resource_request = scheduler_utils.ResourceRequest.from_request_spec(
             spec)
-        self.assertIn(STATELESS, resource_request.required_traits)
+        self.assertEqual(
+            bool(spec.image.properties.get('hw_firmware_stateless')),
+            STATELESS in resource_request.required_traits)
         alloc_reqs, _summaries, _version = (
             self.client.get_allocation_candidates(resource_request))
         rp_uuid = self.rp(host)
@@ -116,12 +121,13 @@ class MovesBetweenHostsTestCase(test.NoDBTestCase):
             spec.instance_uuid, alloc_req, compute_manager.PROJECT_ID,
             compute_manager.USER_ID))
 
-    def boot(self, host: str):
-        instance, spec = self.create()
+    def boot(self, host: str, image: dict = STATELESS_IMAGE):
+        instance, spec = self.create(image)
         self.schedule(spec, host)
         self.computes[host].build_and_run_instance(None, instance,
                                                    instance.image_meta)
-        self.assert_runs_stateless_on(host, instance, wait=False)
+        if image is STATELESS_IMAGE:
+            self.assert_runs_stateless_on(host, instance, wait=False)
         return instance, spec
 
     def start_move(self, instance, spec, dest: str,
@@ -171,6 +177,9 @@ class MovesBetweenHostsTestCase(test.NoDBTestCase):
         console = self.computes[HOST1].driver.console_log_path(instance)
         if os.path.exists(console):
             os.unlink(console)
+
+    def nvram(self, host: str, instance) -> list[str]:
+        return boot_evidence.nvram_files(self.uris[host], instance.name)
 
     def assert_no_nvram(self, instance) -> None:
         for host in self.computes:
@@ -269,8 +278,7 @@ class MovesBetweenHostsTestCase(test.NoDBTestCase):
 
         self.forget_console(instance)
         self.schedule(spec, HOST2)
-        self.computes[HOST2].rebuild_instance(None, instance,
-                                              self.computes[HOST1])
+        self.computes[HOST2].rebuild_instance(None, instance)
 
         self.assert_runs_stateless_on(HOST2, instance)
         # Until the failed host is cleaned up the instance holds both.
@@ -288,5 +296,34 @@ class MovesBetweenHostsTestCase(test.NoDBTestCase):
         self.assertTrue(os.path.exists(os.path.join(
             os.path.dirname(self.computes[HOST2].driver.console_log_path(
                 instance)), libvirt_driver.DISK_NAME)))
+        self.computes[HOST2].terminate_instance(None, instance)
+        self.assert_no_nvram(instance)
+
+    def test_stateful_guest_gets_a_new_store_on_another_host(self):
+        # For the support matrix: the variable store is libvirt's, per
+        # host, and does not travel with a cold migration.
+        instance, spec = self.boot(HOST1, STATEFUL_IMAGE)
+        self.computes[HOST1].driver.power_off(instance)
+        [source_store] = self.nvram(HOST1, instance)
+        base.write_nvram_marker(source_store)
+
+        migration = self.start_move(instance, spec, HOST2)
+
+        [dest_store] = self.nvram(HOST2, instance)
+        self.assertFalse(base.has_nvram_marker(dest_store))
+        # Kept on the source for a revert...
+        self.assertEqual([source_store], self.nvram(HOST1, instance))
+        self.computes[HOST2].revert_resize(None, instance, migration)
+        self.computes[HOST1].finish_revert_resize(None, instance, migration)
+        self.assertEqual([], self.nvram(HOST2, instance))
+        self.assertEqual([source_store], self.nvram(HOST1, instance))
+        self.assertTrue(base.has_nvram_marker(source_store))
+
+        # ...and removed with the source domain on confirm.
+        migration = self.start_move(instance, spec, HOST2)
+        self.computes[HOST1].confirm_resize(None, instance, migration)
+        self.assertEqual([], self.nvram(HOST1, instance))
+        [dest_store] = self.nvram(HOST2, instance)
+        self.assertFalse(base.has_nvram_marker(dest_store))
         self.computes[HOST2].terminate_instance(None, instance)
         self.assert_no_nvram(instance)
