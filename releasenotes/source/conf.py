@@ -30,6 +30,8 @@ project = 'nova-stateless-firmware release notes'
 copyright = '2024-present, OpenStack Foundation'
 
 pygments_style = 'native'
+# Literal blocks in the notes are commands and output: not Python.
+highlight_language = 'none'
 
 html_theme = 'openstackdocs'
 html_use_index = False
