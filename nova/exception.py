@@ -56,6 +56,10 @@ class Conflict(NovaException):
     code = 409
 
 
+class ObjectActionError(NovaException):
+    msg_fmt = _("Object action %(action)s failed because: %(reason)s")
+
+
 # --- image properties and flavor extra specs (API boundary) ---------------
 
 class InvalidImagePropertyValue(Invalid):

@@ -83,10 +83,16 @@ class ImageMetaProps(base.NovaObject):
 
     # Version 1.0 - 1.37: Nova's history; of its fields this object carries
     #                     hw_architecture, hw_firmware_type, hw_machine_type,
-    #                     hw_mem_encryption, hw_mem_encryption_model and
-    #                     os_secure_boot.
+    #                     hw_mem_encryption and os_secure_boot.
     # Version 1.38: Added 'hw_firmware_stateless' field
-    VERSION = '1.38'
+    # Version 1.39 - 1.41: Nova's history (hw_vif_model 'igb',
+    #                      hw_sound_model, hw_usb_model and
+    #                      hw_redirected_usb_ports), not carried here.
+    # Version 1.42: Added 'hw_mem_encryption_model' field
+    # Version 1.43: Added 'amd-sev-snp' as an option to
+    #               hw_mem_encryption_model
+    # Version 1.44: Added 'intel-tdx' as an option to hw_mem_encryption_model
+    VERSION = '1.44'
 
     fields = {
         'hw_architecture': fields.ArchitectureField(),
@@ -100,10 +106,36 @@ class ImageMetaProps(base.NovaObject):
 
     def obj_make_compatible(self, primitive: dict,
                             target_version: str) -> None:
+        """Backport to ``target_version``, as Nova's own object does.
+
+        A field the target does not have is dropped when the older service
+        then reads the request the same way; a value it cannot hold is
+        refused with ``ObjectActionError``, since dropping it would quietly
+        give the guest less protection than it asked for.
+        """
         super().obj_make_compatible(primitive, target_version)
-        target_version = versionutils.convert_version_to_tuple(
-            target_version)
-        if target_version < (1, 38):
+        target = versionutils.convert_version_to_tuple(target_version)
+        model = fields.MemEncryptionModel
+        if target < (1, 44):
+            base.raise_on_too_new_values(
+                target, primitive, 'hw_mem_encryption_model',
+                (model.INTEL_TDX,))
+        if target < (1, 43):
+            # Dropped, the model would read as plain SEV on the older
+            # service (and below 1.38 without the stateless firmware
+            # SEV-SNP needs): refuse instead.
+            base.raise_on_too_new_values(
+                target, primitive, 'hw_mem_encryption_model',
+                (model.AMD_SEV_SNP,))
+        if target < (1, 42):
+            # Before 1.42 memory encryption always meant AMD SEV. Nova
+            # drops any model here; SEV-ES would then become plain SEV on
+            # the older service, so only the model it assumes anyway goes.
+            base.raise_on_too_new_values(
+                target, primitive, 'hw_mem_encryption_model',
+                (model.AMD_SEV_ES,))
+            primitive.pop('hw_mem_encryption_model', None)
+        if target < (1, 38):
             # An older service cannot boot stateless firmware; it must not
             # see the field rather than misread it.
             primitive.pop('hw_firmware_stateless', None)
