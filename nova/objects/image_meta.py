@@ -42,16 +42,29 @@ class ImageMeta(base.NovaObject):
     }
 
     @classmethod
-    def from_dict(cls, image_meta: ty.Mapping[str, ty.Any]) -> 'ImageMeta':
+    def from_dict(
+        cls,
+        image_meta: ty.Mapping[str, ty.Any],
+        strict: bool = True,
+        instance: ty.Optional['objects.Instance'] = None,
+    ) -> 'ImageMeta':
         """Create an ImageMeta from a Glance image dict.
 
         Property values come from Glance as strings and are coerced to the
-        types of ``ImageMetaProps``; a value that cannot be read raises
-        :class:`nova.exception.InvalidImagePropertyValue`. Unknown keys are
-        ignored, as Glance images carry many that Nova does not model.
+        types of ``ImageMetaProps``. Unknown keys are ignored, as Glance
+        images carry many that Nova does not model.
+
+        :param strict: True for a request entering Nova: a value that cannot
+            be read raises :class:`nova.exception.InvalidImagePropertyValue`.
+            False for properties already stored with an instance: such a
+            value is read as Nova has always read it, with a warning (see
+            :meth:`ImageMetaProps.from_dict`).
+        :param instance: the instance the properties are stored with, named
+            in those warnings.
         """
         image_meta = copy.deepcopy(dict(image_meta or {}))
-        props = ImageMetaProps.from_dict(image_meta.get('properties') or {})
+        props = ImageMetaProps.from_dict(image_meta.get('properties') or {},
+                                         strict=strict, instance=instance)
         image_meta = {k: v for k, v in image_meta.items()
                       if k in cls.fields and v is not None}
         image_meta['properties'] = props
@@ -65,12 +78,15 @@ class ImageMeta(base.NovaObject):
         """Create an ImageMeta from the ``image_*`` keys an instance stashed.
 
         After the first boot these, not Glance, are the source of truth.
+        They are read tolerantly: the instance may have been created by a
+        Nova that accepted values the API here refuses (``hw_*`` booleans
+        such as ``ture``), and it must keep booting as it was created.
         """
         sysmeta = instance.system_metadata or {}
         image_meta = utils.get_image_from_system_metadata(sysmeta)
         if instance.obj_attr_is_set('image_ref') and instance.image_ref:
             image_meta.setdefault('id', instance.image_ref)
-        return cls.from_dict(image_meta)
+        return cls.from_dict(image_meta, strict=False, instance=instance)
 
 
 @base.NovaObjectRegistry.register
@@ -155,14 +171,26 @@ class ImageMetaProps(base.NovaObject):
 
     @classmethod
     def from_dict(
-        cls, image_props: ty.Mapping[str, ty.Any],
+        cls,
+        image_props: ty.Mapping[str, ty.Any],
+        strict: bool = True,
+        instance: ty.Optional['objects.Instance'] = None,
     ) -> 'ImageMetaProps':
         """Create an ImageMetaProps from Glance image properties.
 
+        :param strict: where a request enters Nova (server create, rebuild)
+            booleans are strict: a misspelt ``hw_firmware_stateless`` must
+            not be read as false and quietly give writable firmware. For
+            properties stored with an instance (``strict=False``) a boolean
+            that is not one is read as false, as Nova's
+            ``FlexibleBooleanField`` reads it and so as the instance was
+            built by a Nova that accepted it; any other value that cannot be
+            read is ignored, as if unset. Both are logged as warnings.
+        :param instance: the instance the properties are stored with, for
+            the warnings.
         :raises nova.exception.InvalidImagePropertyValue: naming the property
-            and the accepted values, for any value that cannot be read.
-            Booleans are strict: a misspelt ``hw_firmware_stateless`` must
-            not be read as false and quietly give writable firmware.
+            and the accepted values, for any value that cannot be read, if
+            ``strict``.
         """
         obj = cls()
         props = dict(image_props or {})
@@ -174,8 +202,14 @@ class ImageMetaProps(base.NovaObject):
                 props[current] = props[legacy]
                 sources[current] = legacy
         for name in cls.fields:
-            if name in props:
+            if name not in props:
+                continue
+            try:
                 obj._set_checked(name, props[name], sources[name])
+            except exception.InvalidImagePropertyValue as ex:
+                if strict:
+                    raise
+                obj._set_stored(name, props[name], ex, instance)
         return obj
 
     def _set_checked(self, name: str, value: ty.Any,
@@ -190,6 +224,25 @@ class ImageMetaProps(base.NovaObject):
             raise exception.InvalidImagePropertyValue(
                 name=source or name, value=value,
                 accepted=accepted_values(name))
+
+    def _set_stored(self, name: str, value: ty.Any,
+                    error: exception.InvalidImagePropertyValue,
+                    instance: ty.Optional['objects.Instance']) -> None:
+        """Read a stored value the strict parser refused, as Nova would."""
+        if isinstance(self.fields[name], fields.FlexibleBooleanField):
+            setattr(self, name,
+                    strutils.bool_from_string(value, strict=False))
+            reading = "read as '%s', as Nova has always read it" % (
+                str(getattr(self, name)).lower())
+        else:
+            reading = 'ignored, as if unset'
+        LOG.warning(
+            '%(error)s The value is stored with instance %(uuid)s and is '
+            '%(reading)s. Rebuild the instance onto an image with a valid '
+            'value to silence this warning.',
+            {'error': error.format_message(), 'reading': reading,
+             'uuid': (instance.uuid if instance is not None and
+                      instance.obj_attr_is_set('uuid') else '(unknown)')})
 
 
 def accepted_values(name: str) -> str:

@@ -230,6 +230,39 @@ class TestImageMeta(test.NoDBTestCase):
         self.assertEqual('qcow2', image_meta.disk_format)
         self.assertIs(True, image_meta.properties.hw_firmware_stateless)
 
+    def test_stored_values_read_as_nova_read_them(self):
+        # Stored by a Nova whose API accepted them: FlexibleBooleanField
+        # reads any non-boolean as false.
+        instance = objects.Instance(
+            id=1, uuid=IMAGE_ID, image_ref=IMAGE_ID, system_metadata={
+                'image_hw_firmware_type': 'uefi',
+                'image_hw_firmware_stateless': 'ture',
+                'image_hw_mem_encryption': 'enabled',
+                'image_os_secure_boot': 'Required',
+                'image_hw_machine_type': 'q35',
+            })
+        props = instance.image_meta.properties
+        self.assertIs(False, props.hw_firmware_stateless)
+        self.assertIs(False, props.hw_mem_encryption)
+        # No Nova defines this spelling: ignored, as if unset.
+        self.assertIsNone(props.get('os_secure_boot'))
+        # What was valid is read as it is.
+        self.assertEqual('uefi', props.hw_firmware_type)
+        self.assertEqual('q35', props.hw_machine_type)
+
+        log = self.stdlog.output
+        for name, value, reading in (
+                ('hw_firmware_stateless', 'ture', "read as 'false'"),
+                ('hw_mem_encryption', 'enabled', "read as 'false'"),
+                ('os_secure_boot', 'Required', 'ignored, as if unset')):
+            self.assertIn(
+                "WARNING nova.objects.image_meta Invalid value '%s' for "
+                "image property '%s': accepted values are " % (value, name),
+                log)
+            self.assertIn(
+                'stored with instance %s and is %s' % (IMAGE_ID, reading),
+                log)
+
     def test_accepted_values_for_strings(self):
         self.assertEqual(
             'any string', image_meta_obj.accepted_values('hw_machine_type'))
