@@ -94,6 +94,13 @@ class SecureBootRequiresUEFI(Invalid):
                 "boots '%(firmware_type)s').")
 
 
+class RebuildImageNotSupportedByHost(Invalid):
+    msg_fmt = _("Instance %(instance_uuid)s cannot be rebuilt onto image "
+                "%(image_id)s: the image requires %(missing)s, which its "
+                "host %(host)s does not provide. Rebuild onto another "
+                "image, or create a new server from this one.")
+
+
 class SecureBootNotSupported(Invalid):
     msg_fmt = _("Secure boot is not supported by host.")
 
