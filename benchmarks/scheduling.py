@@ -1,4 +1,4 @@
-"""Scheduling at scale: allocation candidates and trait sync writes.
+"""Scheduling at scale: allocation candidates, trait sync reads and writes.
 
 Real openstack-placement runs embedded in this process on a file-backed
 SQLite database in the benchmark's scratch directory (a file rather than
@@ -18,12 +18,12 @@ Measured at each size: the latency of ``GET /allocation_candidates``
 through ``SchedulerReportClient.get_allocation_candidates`` for a
 ``ResourceRequest`` built from a stateless image, and for the same flavor
 with a plain UEFI image (no trait), with Nova's default limit of 1,000;
-alternating, medians. Then, on the full population, the placement writes
-of a periodic sync through ``ComputeManager.update_available_resource``
-for a sample of computes (``LibvirtDriver`` on fakelibvirt, each compute
-with its own report client): when nothing changed, and after the computes
-restart on a libvirt too old for stateless firmware (one capability
-flips).
+alternating, medians. Then, on the full population, the placement reads
+and writes of a periodic sync through
+``ComputeManager.update_available_resource`` for a sample of computes
+(``LibvirtDriver`` on fakelibvirt, each compute with its own report
+client): when nothing changed, and after the computes restart on a libvirt
+too old for stateless firmware (one capability flips).
 """
 
 import collections
@@ -218,12 +218,17 @@ def _candidates_figures(client: report.SchedulerReportClient, size: int,
 
 
 class Computes:
-    """A sample of compute services syncing their node to placement."""
+    """A sample of compute services syncing their node to placement.
+
+    Their requests to placement are counted on the way (``requests``).
+    """
 
     def __init__(self, adapter, count: int) -> None:
+        self.requests = placement_fixture.CountingAdapter(adapter)
+        self.last_gets = 0
         self.managers = []
         for index in range(count):
-            client = report.SchedulerReportClient(adapter)
+            client = report.SchedulerReportClient(self.requests)
             self.managers.append(compute_manager.ComputeManager(
                 None, client, host=_node_name(index)))
 
@@ -242,10 +247,14 @@ class Computes:
         return fake
 
     def sync(self) -> tuple[collections.Counter, float]:
-        """One periodic sync of every compute; writes and median time."""
+        """One periodic sync of every compute; writes and median time.
+
+        ``last_gets`` is then the number of GETs the sync sent placement.
+        """
         before = collections.Counter()
         for manager in self.managers:
             before.update(manager.report_client.write_counts)
+        gets_before = self.requests.count('GET')
         times = []
         for manager in self.managers:
             with benchmarks.Stopwatch() as sw:
@@ -254,6 +263,7 @@ class Computes:
         after = collections.Counter()
         for manager in self.managers:
             after.update(manager.report_client.write_counts)
+        self.last_gets = self.requests.count('GET') - gets_before
         return after - before, benchmarks.median(times)
 
 
@@ -269,7 +279,9 @@ def _sync_figures(placement: placement_fixture.PlacementFixture,
     fake = computes.restart_on((8, 6, 0))
     try:
         first, _ = computes.sync()
+        first_gets = computes.last_gets
         unchanged, unchanged_time = computes.sync()
+        unchanged_gets = computes.last_gets
     finally:
         fake.cleanUp()
     fake = computes.restart_on((8, 5, 0))
@@ -285,6 +297,17 @@ def _sync_figures(placement: placement_fixture.PlacementFixture,
 
     flip_ok = (flipped == collections.Counter(traits=sample) and left == 0)
     return [
+        benchmarks.Figure(
+            NAME, 'placement reads per compute of a sync with nothing '
+                  'changed (%s)' % where,
+            '%.2f' % (unchanged_gets / sample), goal='0',
+            passed=unchanged_gets == 0,
+            detail='GETs: %d by the first sync after start, %d by the next; '
+                   'the cache is read again every [compute] '
+                   'resource_provider_association_refresh (%d s) or after '
+                   'a failed or conflicting write' % (
+                       first_gets, unchanged_gets,
+                       CONF.compute.resource_provider_association_refresh)),
         benchmarks.Figure(
             NAME, 'placement writes of a sync with nothing changed (%s)'
                   % where, str(sum(unchanged.values())), goal='0',

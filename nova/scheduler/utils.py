@@ -55,7 +55,11 @@ class ResourceRequest:
 
         ``COMPUTE_SECURITY_STATELESS_FIRMWARE`` is required exactly when
         :func:`nova.virt.hardware.get_stateless_firmware_constraint` is true:
-        not for an unset property, not for ``false``, not for BIOS.
+        not for an unset property, not for ``false``, not for BIOS; for an
+        image whose firmware the host's architecture decides, either the
+        trait or the architecture trait of a BIOS host. Memory
+        encryption asks for a ``MEM_ENCRYPTION_CONTEXT`` and the CPU trait
+        of its model (``HW_CPU_X86_AMD_SEV_SNP`` for SEV-SNP, ...).
         """
         res_req = cls(limit=limit)
         flavor = request_spec.flavor
@@ -77,8 +81,12 @@ class ResourceRequest:
                     res_req.required_traits):
                 res_req.required_traits.add(
                     virt_driver.STATELESS_SECURE_BOOT_TRAIT)
-        if hardware.get_mem_encryption_model(flavor, image_meta):
+        mem_encryption_model = hardware.get_mem_encryption_model(
+            flavor, image_meta)
+        if mem_encryption_model:
             res_req.resources[orc.MEM_ENCRYPTION_CONTEXT] = 1
+            res_req.required_traits.add(
+                hardware.MEM_ENCRYPTION_MODEL_TRAITS[mem_encryption_model])
         return res_req
 
     def _require_stateless_firmware(
