@@ -115,6 +115,13 @@ def placement_client(
         yield get_placement_adapter(conf)
 
 
+def _is_json_object(resp) -> bool:
+    try:
+        return isinstance(resp.json(), dict)
+    except ValueError:
+        return False
+
+
 def _error_code(resp) -> str | None:
     try:
         return resp.json()['errors'][0]['code']
@@ -178,6 +185,13 @@ class SchedulerReportClient:
         if resp.status_code >= 400:
             LOG.debug('Placement answered %s %s with %d: %s',
                       method, url, resp.status_code, resp.text)
+        elif resp.content and not _is_json_object(resp):
+            # Not placement (a proxy's page, a wrong endpoint): say so,
+            # rather than fail on it later as a missing key.
+            raise exception.PlacementAPIConnectFailure(
+                reason='%s %s answered %d with a body that is not a JSON '
+                       'object: %.80r' % (method, url, resp.status_code,
+                                          resp.text))
         return resp
 
     def _get(self, url: str, version: str):

@@ -15,6 +15,7 @@ example database is off, so every CI run checks the same inputs.
 """
 
 import typing as ty
+import unicodedata
 
 import hypothesis
 from hypothesis import strategies as st
@@ -107,8 +108,11 @@ def _read_value(name: str, value: ty.Any) -> ty.Any:
             raise _NotAccepted()
         return ARCHITECTURES[str(value).lower()]
     # hw_machine_type: a string; Glance sends strings, a number or a
-    # boolean from a hand-written dict is read as its text.
+    # boolean from a hand-written dict is read as its text. It goes into
+    # the domain XML, which cannot carry control characters.
     if value is None or not isinstance(value, (str, int)):
+        raise _NotAccepted()
+    if any(unicodedata.category(ch) == 'Cc' for ch in str(value)):
         raise _NotAccepted()
     return str(value)
 

@@ -117,10 +117,20 @@ class LibvirtDriver(driver.ComputeDriver):
                     '.'.join(map(str, MIN_LIBVIRT_VERSION)))
         if (CONF.libvirt.virt_type in libvirt_host.QEMU_VIRT_TYPES and
                 not self._host.has_min_version(hv_ver=MIN_QEMU_VERSION)):
-            raise exception.InternalError(
-                err='Nova requires QEMU version %s or greater.' %
-                    '.'.join(map(str, MIN_QEMU_VERSION)))
+            raise exception.InternalError(err=self._qemu_version_error())
         self._update_capabilities()
+
+    def _qemu_version_error(self) -> str:
+        # has_min_version() also says no when libvirt cannot tell the
+        # version at all (it failed to probe QEMU: a full disk, a broken
+        # binary); what libvirt said is then the error to act on.
+        try:
+            version = self._host.get_hypervisor_version()
+        except libvirt.libvirtError as ex:
+            return 'libvirt cannot tell the QEMU version of this host: %s' % ex
+        return ('Nova requires QEMU version %s or greater; this host has '
+                '%s.' % ('.'.join(map(str, MIN_QEMU_VERSION)),
+                         '.'.join(map(str, version))))
 
     def _update_capabilities(self) -> None:
         """Learn the firmware capabilities of the host.
@@ -177,7 +187,7 @@ class LibvirtDriver(driver.ComputeDriver):
         _model, memory_mb, cpus = self._host.get_info()[:3]
         disk = shutil.disk_usage(self._instances_base())
         disk_gb = disk.total // units.Gi
-        return {
+        inventory = {
             orc.VCPU: {
                 'total': cpus, 'reserved': 0, 'min_unit': 1,
                 'max_unit': cpus, 'step_size': 1,
@@ -189,12 +199,16 @@ class LibvirtDriver(driver.ComputeDriver):
                 'min_unit': 1, 'max_unit': memory_mb, 'step_size': 1,
                 'allocation_ratio': RAM_ALLOCATION_RATIO,
             },
-            orc.DISK_GB: {
+        }
+        # As Nova: an instances path on a filesystem under 1 GiB has no
+        # disk to offer, and placement refuses an inventory of total 0.
+        if disk_gb:
+            inventory[orc.DISK_GB] = {
                 'total': disk_gb, 'reserved': 0, 'min_unit': 1,
                 'max_unit': disk_gb, 'step_size': 1,
                 'allocation_ratio': DISK_ALLOCATION_RATIO,
-            },
-        }
+            }
+        return inventory
 
     # --- guest configuration
 

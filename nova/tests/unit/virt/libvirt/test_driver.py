@@ -24,6 +24,7 @@ from nova import exception
 from nova import objects
 from nova import test
 from nova.tests.fixtures import compute as compute_fixture
+from nova.tests.fixtures import filesystem
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova import utils
 from nova.virt.libvirt import driver as libvirt_driver
@@ -227,8 +228,8 @@ class InitHostTestCase(_DriverTestCase):
     def test_qemu_too_old(self):
         self.use_fake(hv_ver=(5, 1, 0))
         ex = self.assertRaises(exception.InternalError, self.start_driver)
-        self.assertEqual('Nova requires QEMU version 5.2.0 or greater.',
-                         str(ex))
+        self.assertEqual('Nova requires QEMU version 5.2.0 or greater; this '
+                         'host has 5.1.0.', str(ex))
 
     def test_oldest_supported_versions_start(self):
         self.use_fake(lv_ver=libvirt_driver.MIN_LIBVIRT_VERSION,
@@ -249,6 +250,21 @@ class InitHostTestCase(_DriverTestCase):
         self.assertFalse(old.capabilities['supports_stateless_firmware'])
         self.assertFalse(libvirt_driver.LibvirtDriver.capabilities[
             'supports_stateless_firmware'])
+
+
+class InitHostQemuVersionTestCase(_DriverTestCase):
+
+    def test_qemu_version_unknown(self):
+        # What libvirt says when it could not probe QEMU (its state
+        # directory is full, say): not a version to upgrade from.
+        for _call in range(2):
+            self.fake.fail_next(
+                'getVersion', message='internal error: Cannot find '
+                                      'suitable emulator for x86_64')
+        ex = self.assertRaises(exception.InternalError, self.start_driver)
+        self.assertEqual('libvirt cannot tell the QEMU version of this host: '
+                         'internal error: Cannot find suitable emulator for '
+                         'x86_64', ex.format_message())
 
 
 class UpdateProviderTreeTestCase(_DriverTestCase):
@@ -319,6 +335,16 @@ class UpdateProviderTreeTestCase(_DriverTestCase):
         disk_gb = shutil.disk_usage(self.instances_path).total // units.Gi
         self.assertEqual(disk_gb, inventory[orc.DISK_GB]['total'])
         self.assertEqual(disk_gb, inventory[orc.DISK_GB]['max_unit'])
+
+    def test_no_disk_inventory_under_one_gib(self):
+        # Placement refuses a DISK_GB total of 0: the whole inventory
+        # update failed with a 400, VCPU and MEMORY_MB included.
+        small = self.useFixture(
+            filesystem.SmallFilesystemFixture(64 * units.Mi))
+        self.flags(instances_path=small.path)
+        self.start_driver().update_provider_tree(self.tree, NODENAME)
+        self.assertEqual({orc.VCPU, orc.MEMORY_MB},
+                         set(self.tree.data(NODENAME).inventory))
 
     def test_inventory_follows_host(self):
         self.use_fake(cpus=32, memory_mb=262144)

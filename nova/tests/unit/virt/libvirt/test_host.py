@@ -45,15 +45,20 @@ class DefaultURITestCase(test.NoDBTestCase):
 
     def test_derived_from_virt_type(self):
         for virt_type, uri in (('kvm', 'qemu:///system'),
-                               ('qemu', 'qemu:///system'),
-                               ('lxc', 'lxc:///'),
-                               ('parallels', 'parallels:///system')):
+                               ('qemu', 'qemu:///system')):
             self.flags(virt_type=virt_type, group='libvirt')
             self.assertEqual(uri, host.default_uri())
             self.assertEqual(uri, host.Host.default_uri())
 
+    def test_only_the_virt_types_of_the_qemu_driver(self):
+        # Others (lxc, parallels) have no UEFI firmware and failed with a
+        # raw libvirt error; the option refuses them.
+        for virt_type in ('lxc', 'parallels', 'xen'):
+            self.assertRaises(ValueError, self.flags, virt_type=virt_type,
+                              group='libvirt')
+
     def test_connection_uri_wins(self):
-        self.flags(virt_type='lxc', connection_uri='qemu:///session',
+        self.flags(virt_type='kvm', connection_uri='qemu:///session',
                    group='libvirt')
         self.assertEqual('qemu:///session', host.default_uri())
 
@@ -343,14 +348,6 @@ class StatelessDecisionTestCase(_HostTestCase):
             fakelibvirt.OVMF_CODE_MS, fakelibvirt.OVMF_CODE_SECBOOT),
             support.reasons[1])
 
-    def test_lxc_unsupported(self):
-        self.flags(virt_type='lxc', group='libvirt')
-        support = self.host.stateless_firmware_support()
-        self.assertFalse(support.supported)
-        self.assertIn("virt type 'lxc' has no UEFI firmware",
-                      support.reasons[1])
-        self.assertEqual(0, self.host.api_calls['getDomainCapabilities'])
-
     def test_domain_capabilities_error(self):
         self.fake.fail_next('getDomainCapabilities',
                             fakelibvirt.VIR_ERR_INTERNAL_ERROR,
@@ -419,11 +416,6 @@ class DomainCapabilitiesTestCase(_HostTestCase):
                    group='libvirt')
         self.assertEqual(['x86_64'],
                          list(self.host.get_domain_capabilities()))
-
-    def test_lxc_has_none(self):
-        self.flags(virt_type='lxc', group='libvirt')
-        self.assertEqual({}, self.host.get_domain_capabilities())
-        self.assertFalse(self.host.supports_uefi)
 
     def test_machine_aliases(self):
         self.assertEqual({'q35': 'pc-q35-7.2', 'pc': 'pc-i440fx-7.2'},
