@@ -61,10 +61,6 @@ QEMU_VIRT_TYPES = ('kvm', 'qemu')
 #: Debian and Ubuntu, ``qemu`` on Fedora and derivatives.
 QEMU_SYSTEM_USERS = ('libvirt-qemu', 'qemu')
 
-_DEFAULT_URIS = {
-    'lxc': 'lxc:///',
-    'parallels': 'parallels:///system',
-}
 _QEMU_SYSTEM_URI = 'qemu:///system'
 
 # The default event loop is registered once per process and per libvirt
@@ -88,12 +84,12 @@ _EMBED_CONNECTIONS_LOCK = threading.Lock()
 def default_uri() -> str:
     """The libvirt URI of this compute host.
 
-    ``[libvirt] connection_uri`` when set, otherwise derived from
-    ``[libvirt] virt_type``.
+    ``[libvirt] connection_uri`` when set, otherwise the system QEMU
+    driver, which serves both virt types the driver offers (kvm, qemu).
     """
     if CONF.libvirt.connection_uri:
         return CONF.libvirt.connection_uri
-    return _DEFAULT_URIS.get(CONF.libvirt.virt_type, _QEMU_SYSTEM_URI)
+    return _QEMU_SYSTEM_URI
 
 
 def embed_root(uri: str) -> str | None:

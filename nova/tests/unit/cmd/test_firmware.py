@@ -539,7 +539,8 @@ class XmlTestCase(_FakeHostTestCase):
         self.assertIsNone(report['error'])
 
     def test_request_this_host_cannot_honour(self):
-        # No firmware here enforces secure boot without a variable store.
+        # No firmware here enforces secure boot without a variable store,
+        # so the host does not report the trait the scheduler asks for.
         result = self.run_cli('xml', *STATELESS_PROPERTIES,
                               '--property', 'os_secure_boot=required')
 
@@ -550,7 +551,8 @@ class XmlTestCase(_FakeHostTestCase):
         self.assertEqual(1, len(result.stderr_lines), result.stderr)
         self.assertTrue(result.stderr_lines[0].startswith(
             'nova-firmware xml: error: this host cannot honour the '
-            'request: Secure boot with stateless firmware was required'))
+            'request: it does not report trait '
+            'CUSTOM_COMPUTE_SECURITY_STATELESS_UEFI_SECURE_BOOT'))
 
     def test_traits_this_host_does_not_report(self):
         result = self.run_cli(
