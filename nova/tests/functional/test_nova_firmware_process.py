@@ -10,9 +10,11 @@ itself (domain definitions, QEMU processes, files, placement), not at
 what the tool says, to check that nothing was left behind.
 
 Most run libvirt embedded in the tool's process (the default), each with
-a state directory of its own. The ``qemu:///system`` tests need a libvirt
-daemon (``virtlogd -d; libvirtd -d``) and are skipped, saying so, where
-none runs; ``NOVA_TEST_REQUIRE_LIBVIRTD=1`` makes that a failure.
+a state directory of its own. The ``qemu:///system`` tests use the host's
+libvirt daemon, started as on a compute host when none runs
+(``libvirt_system.ensure_daemon``), and are skipped, saying so, only where
+this machine cannot run one; ``NOVA_TEST_REQUIRE_LIBVIRTD=1`` makes that
+a failure.
 """
 
 import glob
@@ -34,6 +36,7 @@ from oslo_utils import units
 
 from nova import test
 from nova.tests.fixtures import filesystem
+from nova.tests.fixtures import libvirt_system
 from nova.tests.fixtures import placement as placement_fixture
 from nova.tests.fixtures import servers
 from nova.virt.libvirt import boot_evidence
@@ -410,12 +413,17 @@ class QemuIdentity(ty.NamedTuple):
 
 def _libvirtd_answers() -> str | None:
     """Why ``qemu:///system`` cannot be used here; None when it can."""
+    try:
+        libvirt_system.ensure_daemon()
+    except (libvirt_system.SystemLibvirtUnavailable,
+            subprocess.CalledProcessError) as e:
+        return 'no libvirt daemon can run here: %s' % e
     result = subprocess.run(['virsh', '-c', SYSTEM_URI, 'version'],
                             capture_output=True, text=True)
     if result.returncode == 0:
         return None
-    return 'no libvirt daemon answers at %s (%s); start one with ' \
-           '"virtlogd -d; libvirtd -d"' % (SYSTEM_URI, result.stderr.strip())
+    return 'no libvirt daemon answers at %s (%s)' % (
+        SYSTEM_URI, result.stderr.strip())
 
 
 class SystemLibvirtTestCase(_ProcessTestCase):
