@@ -216,14 +216,15 @@ def compare_pairs(pair: ty.Callable[[int], tuple[float, float]], *,
         b.append(y)
         values.append(x - y if difference else x / y)
         center, low, high = median_interval(values)
-        if len(values) < min_pairs:
-            continue
-        if high - low < margin:
-            stopped = 'narrow'
-            break
-        if high < goal - margin or low > goal + margin:
-            stopped = 'decided'
-            break
+        if len(values) >= min_pairs:
+            if high - low < margin:
+                stopped = 'narrow'
+                break
+            if high < goal - margin or low > goal + margin:
+                stopped = 'decided'
+                break
+        # The time cap holds even short of min_pairs: on a machine too
+        # busy for the budget the result is INCONCLUSIVE, not late.
         if time.monotonic() - start >= max_seconds:
             break
     return Sampled(values, a, b, center, low, high, stopped,
@@ -264,6 +265,9 @@ def interleaved(first: ty.Callable[[], ty.Any],
 def fmt_interval(sampled: Sampled, fmt: ty.Callable[[float], str],
                  unit: str = 'pairs') -> str:
     """``0.987x (95% CI 0.956-1.023, 40 pairs)``."""
+    if math.isinf(sampled.low):
+        return '%s (%d %s, too few for an interval)' % (
+            fmt(sampled.center), sampled.pairs, unit)
     return '%s (95%% CI %s to %s, %d %s)' % (
         fmt(sampled.center), fmt(sampled.low), fmt(sampled.high),
         sampled.pairs, unit)
@@ -286,10 +290,12 @@ def stop_note(sampled: Sampled, margin_text: str) -> str:
                   margin_text,
         'decided': 'stopped when the interval lay a margin (%s) from the '
                    'goal' % margin_text,
-        'cap': 'stopped at the cap (%.0f s) with the interval still '
-               'wider than %s' % (sampled.seconds, margin_text),
-        'fixed': 'a fixed number of pairs (%d); margin %s' % (
-            sampled.pairs, margin_text),
+        'cap': 'stopped at the cap (%d pairs, %.0f s) with the interval '
+               'still wider than %s' % (sampled.pairs, sampled.seconds,
+                                        margin_text),
+        'fixed': 'stopped at the cap of rounds (%d pairs) with the '
+                 'interval still wider than %s' % (
+                     sampled.pairs, margin_text),
     }[sampled.stopped]
 
 

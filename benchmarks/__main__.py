@@ -79,6 +79,11 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
              'label to print and its virtualenv (repeatable; default: '
              '$NOVA_BENCH_SIDES, comma-separated)')
     parser.add_argument(
+        '--series-dir', default=os.environ.get('NOVA_BENCH_SERIES_DIR'),
+        help='where tools/series builds its virtualenvs (RELEASE/venv); '
+             'each one found joins as the side "patched RELEASE" '
+             '(default: $NOVA_BENCH_SERIES_DIR)')
+    parser.add_argument(
         '--write-results', nargs='?', const=DEFAULT_RESULTS, default=None,
         metavar='PATH',
         help='write the table as RST to PATH (default: %s), for the '
@@ -95,7 +100,8 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     if args.guests is None:
         args.guests = 4 if args.quick else 16
     try:
-        args.sides = sides.parse_sides(args.upstream_venv, args.side)
+        args.sides = sides.parse_sides(args.upstream_venv, args.side,
+                                       args.series_dir)
     except ValueError as ex:
         parser.error(str(ex))
     return args

@@ -8,7 +8,8 @@ their QEMU processes, domains and files stay, but their emulated CPUs
 the machine's cores, so what grows is what the driver and libvirt do per
 guest, not the host's CPU load. Rounds alternate the two levels (0, N,
 0, N, ...); the j-th sample at N is paired with the j-th at 0 of the same
-round, and the ratios N / 0 get their intervals as every comparison does.
+round, and the ratios N / 0 get their intervals as every comparison does;
+rounds go on until spawn's interval is narrower than the margin or a cap.
 
 The startup probe: ``LibvirtDriver.init_host`` (versions, domain
 capabilities, firmware descriptors, the stateless firmware decision) in a
@@ -23,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 import benchmarks
 from benchmarks import environment
@@ -32,7 +34,8 @@ from nova.virt.libvirt import host as libvirt_host
 NAME = 'growth'
 GOAL = 1.10
 MARGIN = 0.10
-ROUNDS, PER_ROUND = 3, 4
+#: Rounds of PER_ROUND samples at each level, at most; at least two.
+ROUNDS, ROUND_SECONDS, PER_ROUND = 8, 150.0, 4
 PROBE_PAIRS, PROBE_SECONDS = 8, 120.0
 #: ``list_instances`` calls per sample.
 LIST_CALLS = 20
@@ -73,20 +76,29 @@ class _Host:
 
 
 def _levels(options: benchmarks.Options):
-    rounds = max(2, int(round(ROUNDS * min(1.0, options.cap_scale * 2))))
+    """Rounds of samples at 0 and at N guests, until spawn's ratio resolves.
+    """
+    max_rounds, max_seconds = options.cap(ROUNDS, ROUND_SECONDS)
     zero: list[tuple] = []
     grown: list[tuple] = []
+    start = time.monotonic()
     with environment.embedded_libvirt():
         driver = libvirt_driver.LibvirtDriver()
         driver.init_host('bench')
         host = _Host(driver)
         host.sample()  # the first QEMU start after a probe is slower
         try:
-            for _ in range(rounds):
+            for done in range(1, max_rounds + 1):
                 zero += [host.sample() for _ in range(PER_ROUND)]
                 host.grow(options.growth_guests)
                 grown += [host.sample() for _ in range(PER_ROUND)]
                 host.shrink()
+                if done < 2:
+                    continue
+                spawn = _ratio([s[0] for s in grown], [s[0] for s in zero])
+                if (spawn.width < MARGIN or
+                        time.monotonic() - start >= max_seconds):
+                    break
         finally:
             host.shrink()
     return zero, grown
@@ -95,8 +107,9 @@ def _levels(options: benchmarks.Options):
 def _ratio(grown: list[float], zero: list[float]) -> benchmarks.Sampled:
     ratios = [g / z for g, z in zip(grown, zero)]
     center, low, high = benchmarks.median_interval(ratios)
+    stopped = 'narrow' if high - low < MARGIN else 'fixed'
     return benchmarks.Sampled(ratios, grown, zero, center, low, high,
-                              'fixed', 0.0)
+                              stopped, 0.0)
 
 
 def probe_main(root: str) -> None:

@@ -71,7 +71,16 @@ def _hello() -> dict:
                                if m.startswith('nova.tests')),
         'stateless_field': 'hw_firmware_stateless' in
                            image_meta.ImageMetaProps.fields,
+        'libvirt': _has_libvirt(),
     }
+
+
+def _has_libvirt() -> bool:
+    try:
+        import libvirt  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class Worker:
@@ -211,6 +220,7 @@ class Worker:
                    traits: dict) -> dict:
         from keystoneauth1 import adapter as ks_adapter
         from keystoneauth1 import session as ks_session
+        from keystoneauth1 import token_endpoint
         from nova import context as nova_context
         from nova.scheduler.client import report
 
@@ -219,9 +229,11 @@ class Worker:
         self.capability_traits = traits
         self.clients = []
         for name, uuid in nodes:
+            # Placement without keystone (noauth2) wants this token.
             adapter = ks_adapter.Adapter(
-                ks_session.Session(), service_type='placement',
-                endpoint_override=url, raise_exc=False)
+                ks_session.Session(auth=token_endpoint.Token(url, 'admin')),
+                service_type='placement', endpoint_override=url,
+                raise_exc=False)
             self.clients.append((name, uuid,
                                  report.SchedulerReportClient(adapter)))
         return {}
@@ -230,8 +242,11 @@ class Worker:
         seconds = []
         for name, uuid, client in self.clients:
             start = time.perf_counter()
-            tree = client.get_provider_subtree_and_ensure_root(
-                self.context, uuid, name=name)
+            # What this release's resource tracker calls (the subtree
+            # since 2025.2, the whole tree before).
+            ensure = getattr(client, 'get_provider_subtree_and_ensure_root',
+                             client.get_provider_tree_and_ensure_root)
+            tree = ensure(self.context, uuid, name=name)
             client.get_allocations_for_provider_tree(self.context, name)
             # What a driver's update_provider_tree and the resource
             # tracker's capability traits do to the node: this tree's

@@ -6,12 +6,17 @@ upstream Nova 34.0.0 (``--upstream-venv``, created by
 (``--side LABEL=VENV``, repeatable, or ``$NOVA_BENCH_SIDES`` as
 ``LABEL=VENV,LABEL=VENV``): a series' runner builds such a virtualenv, and
 it joins every comparison the upstream side is in, with no change here.
-A side whose virtualenv is missing is reported as skipped.
+The virtualenvs ``tools/series`` builds (``SERIES_DIR/RELEASE/venv``,
+``.tox/series`` by default) join as ``patched RELEASE`` when they exist.
+A side whose virtualenv is missing, or whose Nova cannot run the
+pipeline (no ``hw_firmware_stateless``, no libvirt binding), is reported
+as skipped with the reason.
 
 ``SideProcess`` runs ``benchmarks/side_worker.py`` with that Python and
 talks to it in JSON lines.
 """
 
+import glob
 import json
 import os
 import subprocess
@@ -33,15 +38,32 @@ def venv_python(venv: ty.Optional[str]) -> ty.Optional[str]:
     return python if os.access(python, os.X_OK) else None
 
 
-def parse_sides(upstream_venv: ty.Optional[str],
-                extra: ty.Iterable[str]) -> tuple[benchmarks.Side, ...]:
-    """Upstream first, then each ``LABEL=VENV`` in order."""
+def series_venvs(series_dir: ty.Optional[str]) -> list[tuple[str, str]]:
+    """``(patched RELEASE, VENV)`` of each series virtualenv built."""
+    if not series_dir:
+        return []
+    found = []
+    for python in sorted(glob.glob(os.path.join(series_dir, '*', 'venv',
+                                                'bin', 'python'))):
+        venv = os.path.dirname(os.path.dirname(python))
+        release = os.path.basename(os.path.dirname(venv))
+        found.append(('patched %s' % release, venv))
+    return found
+
+
+def parse_sides(upstream_venv: ty.Optional[str], extra: ty.Iterable[str],
+                series_dir: ty.Optional[str] = None
+                ) -> tuple[benchmarks.Side, ...]:
+    """Upstream first, each ``LABEL=VENV`` in order, then the series'."""
     specs = [(UPSTREAM_LABEL, upstream_venv)]
     for spec in extra:
         label, sep, venv = spec.partition('=')
         if not sep or not label.strip() or not venv.strip():
             raise ValueError('a side is LABEL=VENV, not %r' % spec)
         specs.append((label.strip(), venv.strip()))
+    labels = {label for label, _venv in specs}
+    specs += [(label, venv) for label, venv in series_venvs(series_dir)
+              if label not in labels]
     sides = []
     for label, venv in specs:
         venv = os.path.abspath(venv) if venv else venv
@@ -77,6 +99,10 @@ class SideProcess:
             self.close()
             raise SideError('loaded Nova test code: %s' %
                             ', '.join(self.hello['test_modules']))
+        if not self.hello['libvirt']:
+            self.close()
+            raise SideError('no libvirt binding (libvirt-python) in %s' %
+                            side.python)
         if not self.hello['stateless_field']:
             self.close()
             raise SideError('Nova %s has no hw_firmware_stateless' %

@@ -15,13 +15,15 @@ set -euo pipefail
 version=34.0.0
 sha256=919eef77cda4ce0cc4746a5853b5d9341ebd0ae37bc8b1939eb77d17727c00df
 here=$(cd "$(dirname "$0")/.." && pwd)
-venv=${1:-/tmp/upstream-nova}
+venv=$(realpath -m "${1:-/tmp/upstream-nova}")
 constraints=${2:-${NOVA_BENCH_CONSTRAINTS:-$here/../shared/upper-constraints/2026.2.txt}}
 
-if "$venv/bin/python" -c '
+# From / so that no nova package in the current directory shadows the
+# virtualenv's.
+if (cd / && "$venv/bin/python" -c '
 import sys, nova.version, libvirt
 sys.exit(nova.version.version_string() != sys.argv[1])' "$version" \
-        2>/dev/null; then
+        2>/dev/null); then
     echo "upstream Nova $version: using $venv"
     exit 0
 fi
