@@ -101,8 +101,8 @@ class SideProcess:
                             ', '.join(self.hello['test_modules']))
         if not self.hello['libvirt']:
             self.close()
-            raise SideError('no libvirt binding (libvirt-python) in %s' %
-                            side.python)
+            raise SideError('Nova %s: no libvirt binding (libvirt-python) '
+                            'in its virtualenv' % self.hello['version'])
         if not self.hello['stateless_field']:
             self.close()
             raise SideError('Nova %s has no hw_firmware_stateless' %
