@@ -15,9 +15,10 @@ then B then A, ...) in one run and takes the per-pair ratio (or
 difference); the figure is the median of those with a distribution-free
 95% confidence interval (the sign test's order statistics, which one slow
 moment of the machine cannot drag). Pairs are added until the interval is
-narrower than the goal's margin, or lies clearly on one side of the goal,
-or a cap of pairs or seconds is reached; the result is then PASS (the
-whole interval meets the goal), MISS (none of it does) or INCONCLUSIVE.
+narrower than the goal's margin, or (after 20 pairs) lies a whole margin
+away from the goal, or a cap of pairs or seconds is reached; the result
+is then PASS (the whole interval meets the goal), MISS (none of it does)
+or INCONCLUSIVE.
 Nothing here asserts a timing; the tests never time anything either.
 """
 
@@ -37,6 +38,9 @@ STATUSES = (PASS, MISS, INCONCLUSIVE, INFO, SKIP)
 
 #: Fewest values with a 95% sign-test interval (n=6 gives 96.9%).
 MIN_SAMPLES = 6
+#: Fewest pairs before an interval far from the goal may end sampling:
+#: looking after every pair, a few lucky pairs must not decide.
+DECIDE_AFTER = 20
 
 
 @dataclasses.dataclass
@@ -200,9 +204,10 @@ def compare_pairs(pair: ty.Callable[[int], tuple[float, float]], *,
     ``pair(i)`` measures the i-th pair and returns (first, second). The
     per-pair statistic is first/second (or first - second with
     ``difference``). Sampling stops once at least ``min_pairs`` pairs give
-    an interval narrower than ``margin``, or one lying a whole margin away
-    from ``goal`` (decided either way), or at ``max_pairs`` pairs or
-    ``max_seconds`` seconds, whichever comes first.
+    an interval narrower than ``margin``, or ``DECIDE_AFTER`` pairs one
+    lying a whole margin away from ``goal`` (decided either way), or at
+    ``max_pairs`` pairs or ``max_seconds`` seconds, whichever comes
+    first.
     """
     a: list[float] = []
     b: list[float] = []
@@ -220,7 +225,8 @@ def compare_pairs(pair: ty.Callable[[int], tuple[float, float]], *,
             if high - low < margin:
                 stopped = 'narrow'
                 break
-            if high < goal - margin or low > goal + margin:
+            if (len(values) >= DECIDE_AFTER and
+                    (high < goal - margin or low > goal + margin)):
                 stopped = 'decided'
                 break
         # The time cap holds even short of min_pairs: on a machine too

@@ -150,6 +150,10 @@ def _write_results(path: str, figures: list[benchmarks.Figure],
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parse_args(argv)
+    # The embedded QEMU driver logs warnings to stderr, between the
+    # figures (as root, the file labels it cannot restore); errors still
+    # show. Set before libvirt is first used, which reads it then.
+    os.environ.setdefault('LIBVIRT_LOG_OUTPUTS', '4:stderr')
     # The code under test logs at INFO for every placement write; keep the
     # benchmark's own output readable.
     logging.basicConfig(level=logging.WARNING,
@@ -199,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     host.finish()
     print()
     print(benchmarks.text_table(figures))
+    print('\nWhat each side does where this tree is compared with another '
+          'Nova:')
+    for comparison, ours, theirs in (feature_cost.SIDES +
+                                     scheduling.SIDES):
+        print('- %s\n    this tree: %s\n    other Nova: %s' % (
+            comparison, ours, theirs))
     print('\nMachine: %s' % '; '.join('%s: %s' % row for row in host.rows()))
     print('%d figures: %s in %.0f s' % (
         len(figures), ', '.join(

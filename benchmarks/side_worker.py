@@ -29,6 +29,9 @@ line:
 ``{"op": "pair", "stage": "query"|"full", "count": N}``
     The same, N calls of each variant interleaved one by one; the mean
     seconds per request of each.
+``{"op": "define"}``
+    Define each variant's guest on that libvirt, and undefine it: whether
+    this host's libvirt accepts the XML the release writes.
 ``{"op": "sync_setup", "url": URL, "nodes": [[NAME, UUID], ...],
 "inventory": {...}, "traits": {TRAIT: BOOL}}``
     One ``SchedulerReportClient`` per compute node, talking HTTP to the
@@ -88,6 +91,7 @@ class Worker:
     def __init__(self) -> None:
         self.stages = {}
         self.info = {}
+        self.driver = None
         self.clients = []
         self.inventory = {}
         self.capability_traits = {}
@@ -126,6 +130,7 @@ class Worker:
                 module.register_dynamic_opts(conf)
         drvr = libvirt_driver.LibvirtDriver(virtapi.VirtAPI(), False)
         drvr.init_host('bench')
+        self.driver = drvr
 
         ctxt = nova_context.get_admin_context()
         flavor = objects.Flavor(
@@ -187,6 +192,26 @@ class Worker:
             return querystring, xml
 
         return query, full
+
+    def define(self) -> dict:
+        """Define (and undefine) each variant's guest on its libvirt.
+
+        Whether this libvirt accepts the XML the release writes; nothing
+        is started.
+        """
+        import libvirt
+        conn = self.driver._host.get_connection()
+        answers = {}
+        for variant, (_query, full) in self.stages.items():
+            _querystring, xml = full()
+            try:
+                domain = conn.defineXML(xml)
+            except Exception as ex:
+                answers[variant] = 'refused: %s' % ex
+                continue
+            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            answers[variant] = 'accepted'
+        return answers
 
     def _func(self, variant: str, stage: str):
         query, full = self.stages[variant]
@@ -296,4 +321,9 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    # The release's libvirt event loop runs in a native thread that never
+    # ends; once the benchmark closes standard input there is nothing
+    # left to do, so do not wait for it.
+    os._exit(code)
