@@ -279,8 +279,9 @@ def _register_logging_options() -> None:
 def configure(args: argparse.Namespace) -> str:
     """Load the configuration and apply the global options.
 
-    The tool's own defaults (embedded libvirt, TCG) are set as defaults, so
-    a configuration file's values win over them and options over both.
+    The tool's own defaults (embedded libvirt and placement, TCG) are set
+    as defaults, so a configuration file's values win over them and options
+    over both.
 
     :returns: the state directory.
     """
@@ -297,6 +298,8 @@ def configure(args: argparse.Namespace) -> str:
     if args.connection:
         CONF.set_override('connection_uri', args.connection, group='libvirt')
     CONF.set_default('virt_type', DEFAULT_VIRT_TYPE, group='libvirt')
+    # Only the tool embeds placement: a service's configuration must not.
+    CONF.set_default('embedded', True, group='placement')
     if args.virt_type:
         CONF.set_override('virt_type', args.virt_type, group='libvirt')
     # Standard output carries the report.

@@ -55,9 +55,12 @@ class ComputeManager:
     def update_available_resource(self) -> None:
         """Sync the node's inventory and traits to placement.
 
-        Placement is re-read first, so traits others set on the provider in
-        between (an operator's ``CUSTOM_*`` trait) are in the tree the
-        driver sees and are kept. Nothing is written when nothing changed.
+        The driver edits the report client's cached view of the provider,
+        read again from placement every ``[compute]
+        resource_provider_association_refresh`` seconds. Only what the
+        driver changed is written, with the generation it was based on, so
+        traits others set in between (an operator's ``CUSTOM_*`` trait) are
+        kept. Nothing is sent to placement when nothing changed.
         """
         tree = self.report_client.get_provider_tree_and_ensure_root(
             self.node_uuid, self.nodename)

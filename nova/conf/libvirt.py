@@ -40,7 +40,8 @@ inside the nova process with all of its state under ``DIR``, with no daemon.
 
 Possible values:
 
-* An URI like ``qemu:///system`` or ``qemu:///embed?root=/var/lib/nova/embed``.
+* A URI such as ``qemu:///system`` or
+  ``qemu:///embed?root=/var/lib/nova/embed``.
 * An empty string (default): the URI is derived from ``virt_type``
   (``qemu:///system`` for ``kvm`` and ``qemu``).
 

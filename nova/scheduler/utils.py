@@ -49,7 +49,9 @@ class ResourceRequest:
 
         ``COMPUTE_SECURITY_STATELESS_FIRMWARE`` is required exactly when
         :func:`nova.virt.hardware.get_stateless_firmware_constraint` is true:
-        not for an unset property, not for ``false``, not for BIOS.
+        not for an unset property, not for ``false``, not for BIOS. Memory
+        encryption asks for a ``MEM_ENCRYPTION_CONTEXT`` and the CPU trait
+        of its model (``HW_CPU_X86_AMD_SEV_SNP`` for SEV-SNP, ...).
         """
         res_req = cls(limit=limit)
         flavor = request_spec.flavor
@@ -66,8 +68,12 @@ class ResourceRequest:
         if secure_boot == fields.SecureBoot.REQUIRED:
             res_req.required_traits.add(
                 os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT)
-        if hardware.get_mem_encryption_model(flavor, image_meta):
+        mem_encryption_model = hardware.get_mem_encryption_model(
+            flavor, image_meta)
+        if mem_encryption_model:
             res_req.resources[orc.MEM_ENCRYPTION_CONTEXT] = 1
+            res_req.required_traits.add(
+                hardware.MEM_ENCRYPTION_MODEL_TRAITS[mem_encryption_model])
         return res_req
 
     def _add_flavor_resources(self, flavor: 'objects.Flavor',

@@ -8,6 +8,7 @@ to build the guest.
 
 import typing as ty
 
+import os_traits
 from oslo_log import log as logging
 from oslo_utils import strutils
 
@@ -22,6 +23,16 @@ UEFI_DEFAULT_ARCHITECTURES = (fields.Architecture.AARCH64,)
 
 #: Machine types on which memory encryption can work (x86 needs q35).
 MEM_ENCRYPTION_MACHINE_TYPE_PREFIXES = ('q35', 'pc-q35')
+
+#: The CPU trait a host reports when it can run guests of each memory
+#: encryption model; a free MEM_ENCRYPTION_CONTEXT alone does not say which
+#: models the host's CPU and firmware support.
+MEM_ENCRYPTION_MODEL_TRAITS = {
+    fields.MemEncryptionModel.AMD_SEV: os_traits.HW_CPU_X86_AMD_SEV,
+    fields.MemEncryptionModel.AMD_SEV_ES: os_traits.HW_CPU_X86_AMD_SEV_ES,
+    fields.MemEncryptionModel.AMD_SEV_SNP: os_traits.HW_CPU_X86_AMD_SEV_SNP,
+    fields.MemEncryptionModel.INTEL_TDX: os_traits.HW_CPU_X86_INTEL_TDX,
+}
 
 
 def get_firmware_type(image_meta: 'objects.ImageMeta') -> str:

@@ -1,11 +1,14 @@
 """The placement client of the compute and scheduler services.
 
 The compute side keeps its node's resource provider in placement up to date:
-``get_provider_tree_and_ensure_root`` gives the virt driver a fresh picture of
-the provider, the driver edits it in ``update_provider_tree``, and
-``update_from_provider_tree`` writes back what the driver changed. The
-scheduler side asks ``get_allocation_candidates`` which providers can host a
-request.
+``get_provider_tree_and_ensure_root`` gives the virt driver a picture of the
+provider, the driver edits it in ``update_provider_tree``, and
+``update_from_provider_tree`` writes back what the driver changed. As in
+Nova, the picture comes from a cache that is read from placement again only
+every ``[compute] resource_provider_association_refresh`` seconds, or at
+once when a write finds it stale: a periodic sync that changes nothing sends
+placement no request at all. The scheduler side asks
+``get_allocation_candidates`` which providers can host a request.
 
 Traits on a compute node provider have several owners: the driver reports
 capabilities, operators add ``CUSTOM_*`` traits, other services add their
@@ -18,6 +21,7 @@ of the fresh traits, so that nobody else's trait is lost.
 import collections
 import contextlib
 import threading
+import time
 import typing as ty
 from urllib import parse
 
@@ -28,9 +32,11 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from nova.compute import provider_tree
+import nova.conf
 from nova import exception
 from nova.scheduler.client import embedded
 
+CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
 # Each call names the placement microversion it is written against, so a
@@ -143,6 +149,11 @@ class SchedulerReportClient:
         # recent generation, i.e. what a caller's tree was built from.
         self._snapshots: dict[str, collections.OrderedDict] = {}
         self._known_traits: set[str] = set()
+        # uuid -> time.monotonic() of the provider's last read from
+        # placement; no entry means it must be read before it is used.
+        self._association_refresh_time: dict[str, float] = {}
+        # Compute node UUID -> UUID of the provider used for it.
+        self._provider_for: dict[str, str] = {}
         self.write_counts: collections.Counter = collections.Counter()
 
     @property
@@ -261,16 +272,45 @@ class SchedulerReportClient:
 
     def get_provider_tree_and_ensure_root(
             self, rp_uuid: str, name: str) -> provider_tree.ProviderTree:
-        """Return a fresh copy of the client's providers.
+        """Return a copy of the client's providers.
 
-        The root provider is created in placement if needed, and its
-        generation, inventory and traits are read from placement on every
-        call, so the driver sees what others changed since the last one.
+        The root provider is created in placement if needed. Its generation,
+        inventory and traits come from the client's cache, read from
+        placement when the provider is first seen and again once the cache
+        is older than ``[compute] resource_provider_association_refresh``
+        or after a write failed. A change someone else made in between is
+        not lost: writes carry the cached generation, placement refuses a
+        stale one and ``update_from_provider_tree`` then re-reads the
+        provider and applies only the caller's change on top.
         """
         with self._lock:
-            uuid = self._ensure_resource_provider(rp_uuid, name)
-            self._refresh_provider(uuid)
+            # The provider used for rp_uuid may have another UUID (see
+            # _ensure_resource_provider).
+            uuid = self._provider_for.get(rp_uuid, rp_uuid)
+            if (not self._provider_tree.exists(uuid) or
+                    self._associations_stale(uuid)):
+                uuid = self._ensure_resource_provider(rp_uuid, name)
+                self._refresh_provider(uuid)
+                self._provider_for[rp_uuid] = uuid
             return self._copy_of_view()
+
+    def _associations_stale(self, uuid: str) -> bool:
+        """Whether the provider's cached data must be read again.
+
+        It must if it was never read or a write to it failed since; else
+        once it is older than ``resource_provider_association_refresh``
+        seconds, unless that is zero (never).
+        """
+        refreshed = self._association_refresh_time.get(uuid)
+        if refreshed is None:
+            return True
+        interval = CONF.compute.resource_provider_association_refresh
+        return interval > 0 and time.monotonic() - refreshed > interval
+
+    def invalidate_resource_provider(self, uuid: str) -> None:
+        """Read the provider from placement before its next use."""
+        with self._lock:
+            self._association_refresh_time.pop(uuid, None)
 
     def _copy_of_view(self) -> provider_tree.ProviderTree:
         tree = provider_tree.ProviderTree()
@@ -297,7 +337,11 @@ class SchedulerReportClient:
             raise exception.ResourceProviderRetrievalFailed(uuid=uuid)
         self._provider_tree.update_inventory(uuid, inventory, inv_generation)
         self._provider_tree.update_traits(uuid, traits.traits)
+        # A trait on a provider exists in placement: writing it back later
+        # needs no lookup.
+        self._known_traits.update(traits.traits)
         self._remember(uuid)
+        self._association_refresh_time[uuid] = time.monotonic()
 
     def _remember(self, uuid: str) -> None:
         data = self._provider_tree.data(uuid)
@@ -325,6 +369,7 @@ class SchedulerReportClient:
         if self._provider_tree.exists(uuid):
             self._provider_tree.remove(uuid)
         self._snapshots.pop(uuid, None)
+        self._association_refresh_time.pop(uuid, None)
 
     def set_inventory_for_provider(self, rp_uuid: str, inventory: dict,
                                    generation: int | None = None) -> None:
@@ -460,7 +505,13 @@ class SchedulerReportClient:
         """
         with self._lock:
             for uuid in new_tree.get_provider_uuids():
-                self._update_provider(new_tree.data(uuid))
+                try:
+                    self._update_provider(new_tree.data(uuid))
+                except Exception:
+                    # Whatever placement holds now is unknown: the next
+                    # call reads it rather than trusting the cache.
+                    self.invalidate_resource_provider(uuid)
+                    raise
 
     def _base_of(self, uuid: str, desired: provider_tree.ProviderData
                  ) -> provider_tree.ProviderData:

@@ -31,6 +31,13 @@ from nova import test
 
 STATELESS_TRAIT = os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE
 SECURE_BOOT_TRAIT = os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT
+#: The CPU trait each memory encryption model requires of a host.
+MEM_ENCRYPTION_TRAITS = {
+    'amd-sev': os_traits.HW_CPU_X86_AMD_SEV,
+    'amd-sev-es': os_traits.HW_CPU_X86_AMD_SEV_ES,
+    'amd-sev-snp': os_traits.HW_CPU_X86_AMD_SEV_SNP,
+    'intel-tdx': os_traits.HW_CPU_X86_INTEL_TDX,
+}
 
 SETTINGS = hypothesis.settings(
     max_examples=300, deadline=None, derandomize=True, database=None,
@@ -161,7 +168,10 @@ def expected_request(props: ty.Mapping[str, ty.Any]) -> dict:
         'required_traits': (
             ({STATELESS_TRAIT} if stateless else set()) |
             ({SECURE_BOOT_TRAIT}
-             if parsed.get('os_secure_boot') == 'required' else set())),
+             if parsed.get('os_secure_boot') == 'required' else set()) |
+            # The model defaults to AMD SEV.
+            ({MEM_ENCRYPTION_TRAITS[model or 'amd-sev']}
+             if encrypted else set())),
         'mem_encryption_context': 1 if encrypted else None,
     }
 

@@ -13,6 +13,7 @@ import os
 import fixtures
 import os_traits
 
+from nova.cmd import firmware
 from nova.cmd import firmware_boot as fb
 from nova.compute import manager as compute_manager
 import nova.conf
@@ -151,13 +152,30 @@ class FreeInstanceIdTestCase(test.NoDBTestCase):
 
 class PlacementConfigTestCase(test.NoDBTestCase):
 
-    def test_embedded_by_default(self):
+    def configure(self, *argv):
+        firmware.configure(firmware.build_parser().parse_args(
+            ['--state-dir', self.useFixture(fixtures.TempDir()).path] +
+            list(argv) + ['boot']))
+
+    def test_services_do_not_embed_placement(self):
+        self.assertFalse(CONF.placement.embedded)
+
+    def test_the_tool_embeds_placement_by_default(self):
+        self.configure()
         fb.configure_placement(None)
         self.assertTrue(CONF.placement.embedded)
         self.assertEqual('embedded (sqlite://)', fb.placement_description())
 
+    def test_configuration_file_wins_over_the_tools_default(self):
+        conf = self.useFixture(fixtures.TempDir()).join('nova.conf')
+        with open(conf, 'w') as f:
+            f.write('[placement]\nembedded = False\n')
+        self.configure('--config-file', conf)
+        self.assertFalse(CONF.placement.embedded)
+
     def test_database_password_is_not_shown(self):
-        self.flags(embedded_connection='mysql+pymysql://nova:s3cret@db/pl',
+        self.flags(embedded=True,
+                   embedded_connection='mysql+pymysql://nova:s3cret@db/pl',
                    group='placement')
         self.assertEqual('embedded (mysql+pymysql://nova:***@db/pl)',
                          fb.placement_description())

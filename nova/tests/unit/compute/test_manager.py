@@ -128,6 +128,12 @@ class UpdateAvailableResourceTestCase(_ComputeTestCase):
 
     def test_placement_unreachable(self):
         self.placement.interference.cut()
+        # Nothing changed and the cached provider is fresh: the sync needs
+        # no request at all.
+        self.compute.update_available_resource()
+        # Once the provider has to be read again, the sync fails cleanly.
+        self.compute.report_client.invalidate_resource_provider(
+            self.rp_uuid)
         self.assertRaises(exception.PlacementAPIConnectFailure,
                           self.compute.update_available_resource)
         self.placement.interference.restore()

@@ -78,8 +78,27 @@ class TestResourceRequest(test.NoDBTestCase):
                              'hw_mem_encryption': 'true',
                              'hw_mem_encryption_model': 'amd-sev-snp'})
         self.assertEqual(1, req.resources[orc.MEM_ENCRYPTION_CONTEXT])
-        self.assertIn(os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE,
-                      req.required_traits)
+        self.assertEqual({os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE,
+                          os_traits.HW_CPU_X86_AMD_SEV_SNP},
+                         req.required_traits)
+
+    def test_mem_encryption_requires_the_cpu_trait_of_its_model(self):
+        for model, trait in (
+                (None, os_traits.HW_CPU_X86_AMD_SEV),
+                ('amd-sev', os_traits.HW_CPU_X86_AMD_SEV),
+                ('amd-sev-es', os_traits.HW_CPU_X86_AMD_SEV_ES),
+                ('amd-sev-snp', os_traits.HW_CPU_X86_AMD_SEV_SNP),
+                ('intel-tdx', os_traits.HW_CPU_X86_INTEL_TDX)):
+            props = {'hw_firmware_type': 'uefi',
+                     'hw_firmware_stateless': 'true',
+                     'hw_mem_encryption': 'true'}
+            if model:
+                props['hw_mem_encryption_model'] = model
+            req = self._request(props)
+            self.assertEqual(
+                {os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE, trait},
+                req.required_traits, model)
+            self.assertEqual(1, req.resources[orc.MEM_ENCRYPTION_CONTEXT])
 
     def test_extra_specs(self):
         req = self._request(
