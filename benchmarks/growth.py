@@ -113,8 +113,13 @@ def _ratio(grown: list[float], zero: list[float]) -> benchmarks.Sampled:
 
 
 def probe_main(root: str) -> None:
-    """In a child process: time init_host on ``root``; print JSON."""
-    environment.configure(tempfile.mkdtemp(prefix='nova-bench-probe-'))
+    """In a child process: time init_host on ``root``; print JSON.
+
+    Its state directory goes beside ``root``, in the benchmark's scratch
+    directory, which the benchmark removes at the end.
+    """
+    environment.configure(tempfile.mkdtemp(prefix='state-',
+                                           dir=os.path.dirname(root)))
     uri = 'qemu:///embed?root=%s' % root
     environment.CONF.set_override('connection_uri', uri, group='libvirt')
     environment.CONF.set_override('virt_type', 'qemu', group='libvirt')
