@@ -7,6 +7,7 @@ the property and the values it accepts.
 
 import collections
 import typing as ty
+import unicodedata
 
 from oslo_log import log as logging
 from oslo_utils import uuidutils
@@ -36,10 +37,27 @@ def validate_flavor_image(
         accepted values, for the first problem found.
     """
     image_meta = objects.ImageMeta.from_dict(image)
+    _check_machine_type_text(image_meta)
     hardware.get_stateless_firmware_constraint(image_meta)
     hardware.get_secure_boot_constraint(flavor, image_meta)
     hardware.get_mem_encryption_model(flavor, image_meta)
     return image_meta
+
+
+def _check_machine_type_text(image_meta: 'objects.ImageMeta') -> None:
+    """Refuse control characters in ``hw_machine_type``.
+
+    The value goes into the domain XML, which cannot carry them: the
+    compute host would fail the build with an error that names no
+    property.
+    """
+    machine_type = image_meta.properties.get('hw_machine_type')
+    if machine_type is not None and any(
+            unicodedata.category(ch) == 'Cc' for ch in machine_type):
+        raise exception.InvalidImagePropertyValue(
+            name='hw_machine_type', value=machine_type,
+            accepted='machine type names such as q35 or pc-q35-7.2, '
+                     'without control characters')
 
 
 class API:

@@ -115,6 +115,13 @@ def placement_client(
         yield get_placement_adapter(conf)
 
 
+def _is_json_object(resp) -> bool:
+    try:
+        return isinstance(resp.json(), dict)
+    except ValueError:
+        return False
+
+
 def _error_code(resp) -> str | None:
     try:
         return resp.json()['errors'][0]['code']
@@ -178,6 +185,13 @@ class SchedulerReportClient:
         if resp.status_code >= 400:
             LOG.debug('Placement answered %s %s with %d: %s',
                       method, url, resp.status_code, resp.text)
+        elif resp.content and not _is_json_object(resp):
+            # Not placement (a proxy's page, a wrong endpoint): say so,
+            # rather than fail on it later as a missing key.
+            raise exception.PlacementAPIConnectFailure(
+                reason='%s %s answered %d with a body that is not a JSON '
+                       'object: %.80r' % (method, url, resp.status_code,
+                                          resp.text))
         return resp
 
     def _get(self, url: str, version: str):
@@ -592,12 +606,21 @@ class SchedulerReportClient:
         :returns: True when placement accepted the claim, False when it was
             refused (the resources went to someone else in between).
         """
+        allocations = alloc_request['allocations']
+        # A new consumer: placement refuses the claim if one exists.
+        generation = None
+        current = self._get_allocations(consumer_uuid)
+        if current is not None and current['allocations']:
+            # An instance being evacuated keeps what it holds on its
+            # source until that host is cleaned up: claim both.
+            allocations = _merge_allocations(current['allocations'],
+                                             allocations)
+            generation = current['consumer_generation']
         payload = {
-            'allocations': alloc_request['allocations'],
+            'allocations': allocations,
             'project_id': project_id,
             'user_id': user_id,
-            # A new consumer: placement refuses the claim if one exists.
-            'consumer_generation': None,
+            'consumer_generation': generation,
         }
         resp = self._request('PUT', '/allocations/%s' % consumer_uuid,
                              ALLOCATIONS_VERSION, write_kind='allocations',
@@ -607,6 +630,75 @@ class SchedulerReportClient:
                         {'uuid': consumer_uuid, 'err': resp.text})
             return False
         return True
+
+    def _get_allocations(self, consumer_uuid: str) -> dict | None:
+        resp = self._get('/allocations/%s' % consumer_uuid,
+                         ALLOCATIONS_VERSION)
+        if resp.status_code != 200:
+            return None
+        return resp.json()
+
+    def move_allocations(self, source_consumer: str, target_consumer: str,
+                         project_id: str, user_id: str) -> bool:
+        """Move all of a consumer's allocations to another, atomically.
+
+        As Nova does for a cold migration: the instance's allocation on
+        its source becomes the migration's, so the instance can claim its
+        destination, and back on revert. One ``POST /allocations`` writes
+        both consumers with their generations, so a concurrent change to
+        either makes it fail rather than lose or double resources.
+
+        :returns: True when placement took the move; False when there was
+            nothing to move or placement refused it.
+        """
+        source = self._get_allocations(source_consumer)
+        if not source or not source['allocations']:
+            return False
+        target = self._get_allocations(target_consumer) or {}
+        payload = {
+            source_consumer: {
+                'allocations': {},
+                'project_id': project_id, 'user_id': user_id,
+                'consumer_generation': source['consumer_generation']},
+            target_consumer: {
+                'allocations': {
+                    rp: {'resources': alloc['resources']}
+                    for rp, alloc in source['allocations'].items()},
+                'project_id': project_id, 'user_id': user_id,
+                'consumer_generation': target.get('consumer_generation')},
+        }
+        resp = self._request('POST', '/allocations', ALLOCATIONS_VERSION,
+                             write_kind='allocations', payload=payload)
+        if resp.status_code != 204:
+            LOG.warning('Unable to move allocations of %(src)s to %(dst)s: '
+                        '%(err)s', {'src': source_consumer,
+                                    'dst': target_consumer,
+                                    'err': resp.text})
+            return False
+        return True
+
+    def remove_provider_from_allocation(self, consumer_uuid: str,
+                                        rp_uuid: str, project_id: str,
+                                        user_id: str) -> bool:
+        """Drop what a consumer holds on one provider, keep the rest.
+
+        For the source host of an evacuated instance, once cleaned up.
+        """
+        current = self._get_allocations(consumer_uuid)
+        if not current or rp_uuid not in current['allocations']:
+            return False
+        payload = {
+            'allocations': {
+                rp: {'resources': alloc['resources']}
+                for rp, alloc in current['allocations'].items()
+                if rp != rp_uuid},
+            'project_id': project_id, 'user_id': user_id,
+            'consumer_generation': current['consumer_generation'],
+        }
+        resp = self._request('PUT', '/allocations/%s' % consumer_uuid,
+                             ALLOCATIONS_VERSION, write_kind='allocations',
+                             payload=payload)
+        return resp.status_code == 204
 
     def get_allocations_for_consumer(self, consumer_uuid: str) -> dict:
         """Provider uuid -> resources placement holds for a consumer."""
@@ -622,3 +714,14 @@ class SchedulerReportClient:
         resp = self._request('DELETE', '/allocations/%s' % consumer_uuid,
                              ALLOCATIONS_VERSION, write_kind='allocations')
         return resp.status_code == 204
+
+
+def _merge_allocations(current: dict, claimed: dict) -> dict:
+    """A consumer's allocations with another claim added, by provider."""
+    merged = {rp: {'resources': dict(alloc['resources'])}
+              for rp, alloc in current.items()}
+    for rp, alloc in claimed.items():
+        resources = merged.setdefault(rp, {'resources': {}})['resources']
+        for rc, amount in alloc['resources'].items():
+            resources[rc] = resources.get(rc, 0) + amount
+    return merged
