@@ -27,6 +27,7 @@
 
         [boot]
         script = boot_check.py            ; run with the venv's python
+        requirements = libvirt-python     ; for it only (pip --target)
 
 The unit tests of a patch are derived from the files it changes: a
 changed or added test module runs itself, and ``nova/a/b.py`` runs
@@ -81,6 +82,7 @@ class Release:
     functional: tuple[str, ...]
     test_map: dict[str, tuple[str, ...]]
     boot_script: str | None
+    boot_requirements: tuple[str, ...]
     patches: tuple[Patch, ...]
 
     @property
@@ -158,6 +160,7 @@ def load(root: str, name: str) -> Release:
         functional=_words(tests.get('functional', '')),
         test_map=test_map,
         boot_script=os.path.join(directory, script) if script else None,
+        boot_requirements=_words(boot.get('requirements', '')),
         patches=tuple(patches),
     )
 
