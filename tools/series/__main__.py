@@ -1,0 +1,5 @@
+import sys
+
+from tools.series import run
+
+sys.exit(run.main())

@@ -1,0 +1,201 @@
+"""What one release's series directory holds.
+
+``series/RELEASE/`` has:
+
+``series``
+    the patch file names in order, one a line, as quilt reads them
+    (``#`` starts a comment).
+``NNNN-*.patch``
+    the patches, in ``git format-patch`` form.
+``release.ini``
+    the release, its sdist and what proves the series on it::
+
+        [release]
+        package = nova
+        version = 29.4.0
+        sha256 = <sha256 of the sdist on PyPI>
+        pins = upper-constraints.txt      ; relative to the directory
+        extra-requirements = openstack-placement==11.0.0
+
+        [tests]
+        ; modules run besides those derived from the patches
+        unit = nova.tests.unit.objects.test_objects
+        functional =
+        ; source file -> more test modules touching it tells to run
+        [tests:map]
+        nova/objects/image_meta.py = nova.tests.unit.objects.test_objects
+
+        [boot]
+        script = boot_check.py            ; run with the venv's python
+        requirements = libvirt-python     ; for it only (pip --target)
+
+The unit tests of a patch are derived from the files it changes: a
+changed or added test module runs itself, and ``nova/a/b.py`` runs
+``nova/tests/unit/a/test_b.py`` when the release has it.
+"""
+
+import configparser
+import dataclasses
+import os
+import re
+
+#: Where series live, relative to the repository root.
+SERIES_DIR = 'series'
+
+_DIFF_FILE = re.compile(r'^diff --git a/(\S+) b/(\S+)$', re.M)
+
+
+class SeriesError(Exception):
+    """The series directory is incomplete or inconsistent."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Patch:
+    name: str
+    path: str
+
+    def files(self) -> list[str]:
+        """Paths the patch changes or adds (the ``b/`` side)."""
+        with open(self.path, encoding='utf-8') as f:
+            text = f.read()
+        return [m.group(2) for m in _DIFF_FILE.finditer(text)]
+
+    def subject(self) -> str:
+        with open(self.path, encoding='utf-8') as f:
+            for line in f:
+                if line.startswith('Subject: '):
+                    return re.sub(r'^\[PATCH[^\]]*\]\s*', '',
+                                  line[len('Subject: '):].strip())
+        return self.name
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    name: str
+    directory: str
+    package: str
+    version: str
+    sha256: str
+    pins: str
+    extra_requirements: tuple[str, ...]
+    unit: tuple[str, ...]
+    functional: tuple[str, ...]
+    test_map: dict[str, tuple[str, ...]]
+    boot_script: str | None
+    boot_requirements: tuple[str, ...]
+    patches: tuple[Patch, ...]
+
+    @property
+    def sdist_name(self) -> str:
+        return '%s-%s.tar.gz' % (self.package, self.version)
+
+    @property
+    def series_file(self) -> str:
+        return os.path.join(self.directory, 'series')
+
+
+def _words(value: str) -> tuple[str, ...]:
+    return tuple(value.split())
+
+
+def read_series_file(path: str) -> list[str]:
+    names = []
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            line = line.split('#', 1)[0].strip()
+            if line:
+                # quilt allows options after the name (e.g. -p1).
+                names.append(line.split()[0])
+    return names
+
+
+def load(root: str, name: str) -> Release:
+    """Read ``series/NAME`` under the repository ``root``.
+
+    ``NAME`` may carry the ``series-`` prefix of its tox environment.
+    """
+    if name.startswith('series-'):
+        name = name[len('series-'):]
+    directory = os.path.join(root, SERIES_DIR, name)
+    ini = os.path.join(directory, 'release.ini')
+    if not os.path.isfile(ini):
+        known = sorted(
+            d for d in os.listdir(os.path.join(root, SERIES_DIR))
+            if os.path.isfile(os.path.join(root, SERIES_DIR, d,
+                                           'release.ini')))
+        raise SeriesError('no series %r (known: %s)' % (
+            name, ', '.join(known) or 'none'))
+    cfg = configparser.ConfigParser(inline_comment_prefixes=(';',))
+    cfg.optionxform = str  # keep file paths as written
+    cfg.read(ini, encoding='utf-8')
+    rel = cfg['release']
+    patches = []
+    for patch_name in read_series_file(os.path.join(directory, 'series')):
+        path = os.path.join(directory, patch_name)
+        if not os.path.isfile(path):
+            raise SeriesError('%s lists %s, which does not exist' % (
+                os.path.join(directory, 'series'), patch_name))
+        patches.append(Patch(patch_name, path))
+    listed = {p.name for p in patches}
+    stray = sorted(f for f in os.listdir(directory)
+                   if f.endswith('.patch') and f not in listed)
+    if stray:
+        raise SeriesError('patches not in the series file: %s' %
+                          ', '.join(stray))
+    tests = cfg['tests'] if cfg.has_section('tests') else {}
+    test_map = {}
+    if cfg.has_section('tests:map'):
+        test_map = {k: _words(v) for k, v in cfg['tests:map'].items()}
+    boot = cfg['boot'] if cfg.has_section('boot') else {}
+    script = boot.get('script')
+    return Release(
+        name=name,
+        directory=directory,
+        package=rel['package'],
+        version=rel['version'],
+        sha256=rel['sha256'].lower(),
+        pins=os.path.join(directory, rel['pins']),
+        extra_requirements=_words(rel.get('extra-requirements', '')),
+        unit=_words(tests.get('unit', '')),
+        functional=_words(tests.get('functional', '')),
+        test_map=test_map,
+        boot_script=os.path.join(directory, script) if script else None,
+        boot_requirements=_words(boot.get('requirements', '')),
+        patches=tuple(patches),
+    )
+
+
+def module_of(path: str) -> str:
+    return path[:-len('.py')].replace('/', '.')
+
+
+def tests_for(release: Release, files: list[str], tree: str
+              ) -> tuple[list[str], list[str]]:
+    """(unit, functional) test modules that cover ``files`` in ``tree``."""
+    unit: list[str] = []
+    functional: list[str] = []
+
+    def add(module: str) -> None:
+        target = functional if '.tests.functional.' in module else unit
+        if module not in target:
+            target.append(module)
+
+    for path in files:
+        for module in release.test_map.get(path, ()):
+            add(module)
+        if not path.endswith('.py'):
+            continue
+        base = os.path.basename(path)
+        if '/tests/' in path:
+            if base.startswith('test_') and os.path.isfile(
+                    os.path.join(tree, path)):
+                add(module_of(path))
+            continue
+        parts = path.split('/')
+        if parts[0] != release.package:
+            continue
+        candidate = '/'.join(
+            [parts[0], 'tests', 'unit'] + parts[1:-1] + ['test_' + base])
+        if os.path.isfile(os.path.join(tree, candidate)):
+            add(module_of(candidate))
+    return unit, functional

@@ -1,0 +1,479 @@
+"""Prove a patch series on a released Nova, in one command.
+
+``python3 -m tools.series RELEASE`` (``tox -e series-RELEASE``):
+
+1. fetch the release's sdist from PyPI with pip into a cache outside the
+   tracked tree, and check its sha256;
+2. unpack it, and apply the series twice: with ``git am`` onto a git
+   repository made of the pristine sdist, and with ``patch -p1 --fuzz=0``
+   in series order as quilt does; both must apply every patch with no
+   fuzz and give the same tree;
+3. create a virtualenv and install the patched tree with the release's
+   pins (``pip install -c PINS -e TREE -r test-requirements.txt``);
+4. run with stestr the release's own unit tests of every module the
+   series touches, and the series' own unit and functional tests;
+5. run the release's boot check (real libvirt) in that virtualenv.
+
+``--per-patch`` applies the patches one by one instead and runs, after
+each, the tests of the modules that patch touches (and, first, the same
+release tests on the pristine tree), to show each patch stands alone.
+"""
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+
+from tools.series import release as release_mod
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+#: Downloads and work trees: under .tox/, ignored by git.
+DEFAULT_WORK = os.path.join(ROOT, '.tox', 'series')
+
+#: One identity and date for the pristine commit, so that its id, and the
+#: ids of the commits ``git am`` makes on it, are the same on every run.
+GIT_ENV = {
+    'GIT_AUTHOR_NAME': 'series', 'GIT_AUTHOR_EMAIL': 'series@localhost',
+    'GIT_COMMITTER_NAME': 'series',
+    'GIT_COMMITTER_EMAIL': 'series@localhost',
+    'GIT_AUTHOR_DATE': '2000-01-01T00:00:00Z',
+    'GIT_COMMITTER_DATE': '2000-01-01T00:00:00Z',
+}
+
+#: pbr reads versions, authors and change logs from git; the sdist already
+#: carries them, and the git repository made here has no tags.
+PBR_ENV = {'SKIP_GENERATE_AUTHORS': '1', 'SKIP_WRITE_GIT_CHANGELOG': '1',
+           'SKIP_GENERATE_RENO': '1'}
+
+#: The environment Nova's own tox.ini gives its unit and functional tests.
+TEST_ENV = {
+    'OS_STDOUT_CAPTURE': '1', 'OS_STDERR_CAPTURE': '1',
+    'OS_TEST_TIMEOUT': '160', 'PYTHONDONTWRITEBYTECODE': '1',
+    'NOVA_RAISE_ON_GREENLET_LEAK': 'True', 'LANG': 'C.UTF-8',
+    'LC_ALL': 'C.UTF-8',
+}
+
+_TOTALS = re.compile(r'^ - (Passed|Failed|Skipped): (\d+)', re.M)
+
+
+class StepFailed(Exception):
+    pass
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def step(title: str) -> None:
+    say('\n=== %s' % title)
+
+
+def run(cmd: list[str], *, cwd: str | None = None,
+        env: dict[str, str] | None = None, capture: bool = False,
+        check: bool = True) -> subprocess.CompletedProcess:
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    if capture:
+        proc = subprocess.run(cmd, cwd=cwd, env=full_env, text=True,
+                              stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    else:
+        proc = subprocess.run(cmd, cwd=cwd, env=full_env, text=True)
+    if check and proc.returncode != 0:
+        if capture:
+            say(proc.stdout)
+        raise StepFailed('%s exited %d' % (' '.join(cmd), proc.returncode))
+    return proc
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- fetch and unpack --------------------------------------------------------
+
+def fetch(rel: release_mod.Release, cache: str) -> str:
+    """The sdist in ``cache``, downloaded with pip when missing."""
+    step('fetch %s==%s' % (rel.package, rel.version))
+    os.makedirs(cache, exist_ok=True)
+    path = os.path.join(cache, rel.sdist_name)
+    if not os.path.isfile(path) or sha256_of(path) != rel.sha256:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        run([sys.executable, '-m', 'pip', 'download', '--no-deps',
+             '--no-binary', ':all:',
+             '%s==%s' % (rel.package, rel.version), '-d', cache])
+    else:
+        say('cached: %s' % path)
+    digest = sha256_of(path)
+    if digest != rel.sha256:
+        os.unlink(path)
+        raise StepFailed('sha256 of %s is %s, not %s as release.ini says' %
+                         (rel.sdist_name, digest, rel.sha256))
+    say('sha256 %s OK' % digest)
+    return path
+
+
+def unpack(sdist: str, dest: str) -> str:
+    """Unpack ``sdist`` as ``dest`` (replacing it)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp = dest + '.unpack'
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    with tarfile.open(sdist) as tar:
+        tar.extractall(tmp, filter='data')
+    (top,) = os.listdir(tmp)
+    os.rename(os.path.join(tmp, top), dest)
+    os.rmdir(tmp)
+    return dest
+
+
+def git(tree: str, *args: str, capture: bool = True,
+        check: bool = True) -> subprocess.CompletedProcess:
+    return run(['git', '-C', tree, *args], env=GIT_ENV, capture=capture,
+               check=check)
+
+
+def make_git_tree(pristine: str, dest: str, version: str) -> str:
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(pristine, dest, symlinks=True)
+    git(dest, 'init', '-q', '-b', 'series')
+    git(dest, 'add', '-A', '-f')
+    git(dest, 'commit', '-q', '-m', 'nova %s as published on PyPI' % version)
+    git(dest, 'tag', 'pristine')
+    return git(dest, 'rev-parse', 'HEAD').stdout.strip()
+
+
+# --- apply -------------------------------------------------------------------
+
+def git_am(tree: str, patch: release_mod.Patch) -> None:
+    proc = git(tree, 'am', '--keep-cr', patch.path, check=False)
+    if proc.returncode != 0:
+        say(proc.stdout)
+        git(tree, 'am', '--abort', check=False)
+        raise StepFailed('git am %s failed' % patch.name)
+
+
+def quilt_push(tree: str, patch: release_mod.Patch) -> list[str]:
+    """Apply one patch as quilt does; return the offsets reported."""
+    proc = run(['patch', '-p1', '--fuzz=0', '--forward', '--batch',
+                '--no-backup-if-mismatch', '-i', patch.path], cwd=tree,
+               capture=True, check=False)
+    if proc.returncode != 0 or 'fuzz' in proc.stdout:
+        say(proc.stdout)
+        raise StepFailed('patch -p1 --fuzz=0 < %s failed' % patch.name)
+    return [line for line in proc.stdout.splitlines() if 'offset' in line]
+
+
+def apply_both(rel: release_mod.Release, pristine: str, work: str
+               ) -> str:
+    step('apply %d patches with git am and with patch -p1 --fuzz=0'
+         % len(rel.patches))
+    git_tree = os.path.join(work, 'git')
+    make_git_tree(pristine, git_tree, rel.version)
+    quilt_tree = os.path.join(work, 'quilt')
+    shutil.rmtree(quilt_tree, ignore_errors=True)
+    shutil.copytree(pristine, quilt_tree, symlinks=True)
+    for patch in rel.patches:
+        git_am(git_tree, patch)
+        offsets = quilt_push(quilt_tree, patch)
+        say('%s: git am OK, patch --fuzz=0 OK%s' % (
+            patch.name, ' (%s)' % '; '.join(offsets) if offsets else ''))
+    proc = run(['diff', '-r', '-q', '--exclude=.git', git_tree, quilt_tree],
+               capture=True, check=False)
+    if proc.returncode != 0:
+        say(proc.stdout)
+        raise StepFailed('git am and patch gave different trees')
+    say('git am and patch -p1 give the same tree')
+    stat = git(git_tree, 'diff', '--stat=100', 'pristine', 'HEAD').stdout
+    say(stat.rstrip())
+    return git_tree
+
+
+# --- install -----------------------------------------------------------------
+
+def venv_python(venv: str) -> str:
+    return os.path.join(venv, 'bin', 'python')
+
+
+def install(rel: release_mod.Release, tree: str, venv: str) -> None:
+    """A virtualenv with the tree installed editable with the pins.
+
+    Reused when the pins, the requirements and the Python are those it was
+    made with: only the editable install is redone then.
+    """
+    step('install %s with %s' % (rel.package, os.path.relpath(rel.pins,
+                                                              ROOT)))
+    key = hashlib.sha256()
+    for path in (rel.pins, os.path.join(tree, 'requirements.txt'),
+                 os.path.join(tree, 'test-requirements.txt')):
+        with open(path, encoding='utf-8') as f:
+            # Comments do not change what pip installs.
+            key.update(''.join(line for line in f
+                               if not line.startswith('#')).encode())
+    key.update(' '.join(rel.extra_requirements).encode())
+    key.update(sys.version.encode())
+    stamp = os.path.join(venv, '.series-stamp')
+    reuse = False
+    with contextlib.suppress(OSError):
+        with open(stamp) as f:
+            reuse = f.read() == key.hexdigest()
+    # --no-compile: the tests compile what they import, and no more.
+    pip = [venv_python(venv), '-m', 'pip', 'install', '-q', '--no-compile',
+           '--progress-bar', 'off', '-c', rel.pins]
+    env = dict(PBR_ENV, PBR_VERSION=rel.version)
+    start = time.monotonic()
+    # pip's output goes to a log, shown when pip fails.
+    if reuse:
+        say('reusing %s' % venv)
+        run(pip + ['--no-deps', '-e', tree], env=env, capture=True)
+    else:
+        shutil.rmtree(venv, ignore_errors=True)
+        run([sys.executable, '-m', 'venv', venv])
+        run(pip + ['-e', tree, '-r',
+                   os.path.join(tree, 'test-requirements.txt'),
+                   *rel.extra_requirements], env=env, capture=True)
+        with open(stamp, 'w') as f:
+            f.write(key.hexdigest())
+    say('installed in %.0f s' % (time.monotonic() - start))
+
+
+# --- tests -------------------------------------------------------------------
+
+def _filters(modules: list[str]) -> list[str]:
+    return ['^%s\\.' % re.escape(m) for m in modules]
+
+
+def stestr(venv: str, tree: str, test_path: str, modules: list[str]
+           ) -> dict[str, int]:
+    """Run ``modules`` with stestr; the Totals it printed."""
+    if not modules:
+        return {}
+    say('stestr --test-path=%s: %s' % (test_path, ' '.join(modules)))
+    cmd = [os.path.join(venv, 'bin', 'stestr'),
+           '--test-path=%s' % test_path, 'run', '--color', *_filters(
+               modules)]
+    env = dict(TEST_ENV, PATH=os.path.join(venv, 'bin') + os.pathsep +
+               os.environ.get('PATH', ''))
+    proc = subprocess.Popen(cmd, cwd=tree, env=dict(os.environ, **env),
+                            text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    out = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        out.append(line)
+        sys.stdout.write(line)
+    sys.stdout.flush()
+    rc = proc.wait()
+    totals = {k.lower(): int(v) for k, v in _TOTALS.findall(''.join(out))}
+    totals['rc'] = rc
+    return totals
+
+
+def run_tests(venv: str, tree: str, unit: list[str],
+              functional: list[str]) -> dict:
+    results = {}
+    for kind, path, modules in (
+            ('unit', './nova/tests/unit', unit),
+            ('functional', './nova/tests/functional', functional)):
+        if modules:
+            step('%s tests (%d modules)' % (kind, len(modules)))
+            start = time.monotonic()
+            totals = stestr(venv, tree, path, modules)
+            totals['seconds'] = round(time.monotonic() - start)
+            results[kind] = totals
+    return results
+
+
+def all_tests(rel: release_mod.Release, tree: str
+              ) -> tuple[list[str], list[str]]:
+    unit, functional = [], []
+    for patch in rel.patches:
+        u, f = release_mod.tests_for(rel, patch.files(), tree)
+        unit += [m for m in u if m not in unit]
+        functional += [m for m in f if m not in functional]
+    unit += [m for m in rel.unit if m not in unit]
+    functional += [m for m in rel.functional if m not in functional]
+    return unit, functional
+
+
+def _existing(tree: str, modules: list[str]) -> list[str]:
+    return [m for m in modules
+            if os.path.isfile(os.path.join(tree, *m.split('.')) + '.py')]
+
+
+def _failed(results: dict) -> bool:
+    return any(r.get('rc') or r.get('failed') or not r.get('passed')
+               for r in results.values())
+
+
+# --- boot --------------------------------------------------------------------
+
+def boot_site(rel: release_mod.Release, venv: str, work: str) -> str:
+    """A directory with the boot check's own requirements, installed
+    with the pins, kept until they change.
+    """
+    site = os.path.join(work, 'boot-site')
+    if not rel.boot_requirements:
+        return site
+    key = ' '.join(rel.boot_requirements)
+    stamp = os.path.join(site, '.series-stamp')
+    with contextlib.suppress(OSError):
+        with open(stamp) as f:
+            if f.read() == key:
+                return site
+    shutil.rmtree(site, ignore_errors=True)
+    run([venv_python(venv), '-m', 'pip', 'install', '-q', '--progress-bar',
+         'off', '-c', rel.pins, '--target', site,
+         *rel.boot_requirements], capture=True)
+    with open(stamp, 'w') as f:
+        f.write(key)
+    return site
+
+
+def boot(rel: release_mod.Release, venv: str, work: str,
+         args: argparse.Namespace) -> int:
+    step('boot check on real libvirt: %s' % os.path.relpath(
+        rel.boot_script, ROOT))
+    site = boot_site(rel, venv, work)
+    cmd = [venv_python(venv), rel.boot_script,
+           '--evidence-lib', os.path.dirname(os.path.abspath(__file__)),
+           '--work', os.path.join(work, 'boot')]
+    if args.connection:
+        cmd += ['--connection', args.connection]
+    if args.keep:
+        cmd.append('--keep')
+    if args.json:
+        cmd.append('--json')
+    env = dict(os.environ, **TEST_ENV)
+    env['PYTHONPATH'] = os.pathsep.join(
+        p for p in (site, os.environ.get('PYTHONPATH')) if p)
+    return subprocess.run(cmd, env=env).returncode
+
+
+# --- modes -------------------------------------------------------------------
+
+def per_patch(rel: release_mod.Release, pristine: str, work: str,
+              venv: str) -> list[dict]:
+    """Apply the patches one by one; test what each touches."""
+    tree = os.path.join(work, 'git')
+    make_git_tree(pristine, tree, rel.version)
+    install(rel, tree, venv)
+    unit_all, _ = all_tests(rel, tree)
+    rows = []
+    step('before the series: release unit tests of the touched modules')
+    baseline = _existing(tree, unit_all)
+    rows.append({'patch': '(pristine)',
+                 'results': run_tests(venv, tree, baseline, [])})
+    for patch in rel.patches:
+        step('apply %s' % patch.name)
+        git_am(tree, patch)
+        quilt = os.path.join(work, 'quilt')
+        if patch is rel.patches[0]:
+            shutil.rmtree(quilt, ignore_errors=True)
+            shutil.copytree(pristine, quilt, symlinks=True)
+        quilt_push(quilt, patch)
+        unit, functional = release_mod.tests_for(rel, patch.files(), tree)
+        rows.append({'patch': patch.name,
+                     'results': run_tests(venv, tree, unit, functional)})
+    return rows
+
+
+def summary_line(name: str, results: dict) -> str:
+    parts = []
+    for kind, r in results.items():
+        parts.append('%s %d passed, %d failed, %d skipped in %ds' % (
+            kind, r.get('passed', 0), r.get('failed', 0),
+            r.get('skipped', 0), r.get('seconds', 0)))
+    return '%-58s %s' % (name, '; '.join(parts) or 'no tests')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='python3 -m tools.series',
+        description=__doc__.split('\n\n')[0])
+    parser.add_argument('release', help='a directory name under series/')
+    parser.add_argument('--per-patch', action='store_true',
+                        help='apply the patches one by one and run the '
+                             'tests each touches after each (and the '
+                             'release tests on the pristine tree first); '
+                             'no boot check')
+    parser.add_argument('--no-tests', action='store_true',
+                        help='skip the unit and functional tests')
+    parser.add_argument('--no-boot', action='store_true',
+                        help='skip the boot check')
+    parser.add_argument('--work', default=DEFAULT_WORK, metavar='DIR',
+                        help='downloads, trees and the virtualenv '
+                             '(default: %(default)s)')
+    boot = parser.add_argument_group('boot check options')
+    boot.add_argument('--connection', metavar='URI',
+                      help='libvirt URI of the boot check (default: '
+                           'qemu:///embed with a root of its own)')
+    boot.add_argument('--keep', action='store_true',
+                      help='leave the guest running for inspection')
+    boot.add_argument('--json', action='store_true',
+                      help='print the boot evidence as JSON')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.monotonic()
+    try:
+        rel = release_mod.load(ROOT, args.release)
+    except release_mod.SeriesError as ex:
+        say('error: %s' % ex)
+        return 2
+    say('series %s: %s %s, %d patches' % (
+        rel.name, rel.package, rel.version, len(rel.patches)))
+    work = os.path.join(args.work, rel.name)
+    venv = os.path.join(work, 'venv')
+    failed = False
+    try:
+        sdist = fetch(rel, os.path.join(args.work, 'cache'))
+        pristine = unpack(sdist, os.path.join(work, 'pristine'))
+        if args.per_patch:
+            rows = per_patch(rel, pristine, work, venv)
+            step('per-patch results')
+            for row in rows:
+                say(summary_line(row['patch'], row['results']))
+                failed = failed or (row['patch'] != '(pristine)' and
+                                    _failed(row['results']))
+        else:
+            tree = apply_both(rel, pristine, work)
+            install(rel, tree, venv)
+            results = {}
+            if not args.no_tests:
+                unit, functional = all_tests(rel, tree)
+                results = run_tests(venv, tree, unit, functional)
+                failed = _failed(results)
+            boot_rc = None
+            if not args.no_boot and rel.boot_script:
+                boot_rc = boot(rel, venv, work, args)
+                failed = failed or boot_rc != 0
+            step('summary')
+            say(summary_line('series %s' % rel.name, results))
+            if boot_rc is not None:
+                say('boot check: %s' % ('passed' if boot_rc == 0
+                                        else 'FAILED (exit %d)' % boot_rc))
+            with open(os.path.join(work, 'results.json'), 'w') as f:
+                json.dump({'tests': results, 'boot_rc': boot_rc}, f)
+    except StepFailed as ex:
+        say('FAILED: %s' % ex)
+        failed = True
+    say('series %s %s in %.0f s' % (rel.name, 'FAILED' if failed else 'OK',
+                                    time.monotonic() - started))
+    return 1 if failed else 0
