@@ -38,6 +38,7 @@ import sys
 import typing as ty
 import warnings
 
+import os_traits
 from oslo_config import cfg
 from oslo_log import log as logging
 
@@ -54,6 +55,7 @@ import nova.conf
 from nova import exception
 from nova import objects
 from nova.scheduler import utils as scheduler_utils
+from nova.virt import driver as virt_driver
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import host as libvirt_host
 
@@ -618,6 +620,19 @@ def run_check(args: argparse.Namespace,
 
 # --- xml ---------------------------------------------------------------------
 
+#: What a missing capability trait means on this host, for the one line
+#: that names it; ``check`` gives the host's reasons in full.
+_TRAIT_MEANINGS = {
+    os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE: (
+        ' (this host cannot boot stateless UEFI firmware; '
+        "'nova-firmware check' says why)"),
+    virt_driver.STATELESS_SECURE_BOOT_TRAIT: (
+        ' (secure boot without a variable store needs a firmware '
+        "descriptor of mode 'stateless' with the features 'secure-boot' "
+        "and 'enrolled-keys'; none is installed here)"),
+}
+
+
 def host_shortfall(query: scheduler_utils.ResourceRequest,
                    provider: provider_tree.ProviderData) -> list[str]:
     """What a placement query asks that this host's provider lacks.
@@ -626,7 +641,7 @@ def host_shortfall(query: scheduler_utils.ResourceRequest,
     present, no forbidden one, and each resource within its inventory's
     ``max_unit`` and capacity (``(total - reserved) * allocation_ratio``).
     """
-    missing = ['trait %s' % trait
+    missing = ['trait %s%s' % (trait, _TRAIT_MEANINGS.get(trait, ''))
                for trait in sorted(query.required_traits - provider.traits)]
     missing += ['forbidden trait %s is reported' % trait
                 for trait in sorted(query.forbidden_traits &
