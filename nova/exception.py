@@ -220,11 +220,3 @@ class LibvirtEmbedUnavailable(HypervisorUnavailable):
 class EmbeddedPlacementStartFailed(NovaException):
     msg_fmt = _("The embedded placement service failed to start (check "
                 "[placement] embedded_connection): %(reason)s")
-
-
-class UEFILoaderFileNotFound(UEFILoaderNotFound):
-    msg_fmt = _("UEFI firmware file %(path)s, named by firmware descriptor "
-                "%(descriptor)s, does not exist: the firmware was removed "
-                "or replaced after nova-compute started. Reinstall it, or "
-                "restart nova-compute to choose among the firmware now "
-                "installed.")
