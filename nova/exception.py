@@ -141,11 +141,6 @@ class InstanceNotFound(NotFound):
     msg_fmt = _("Instance %(instance_id)s could not be found.")
 
 
-class InstanceInvalidState(Invalid):
-    msg_fmt = _("Instance %(instance_uuid)s in %(attr)s %(state)s. Cannot "
-                "%(method)s while the instance is in this state.")
-
-
 class MigrationPreCheckError(NovaException):
     msg_fmt = _("Migration pre-check error: %(reason)s")
 
