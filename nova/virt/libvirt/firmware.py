@@ -103,9 +103,10 @@ class FirmwareDescriptor:
         The keys live in the variable store. A stateful guest gets them
         from the NVRAM template of a descriptor with ``enrolled-keys``. A
         stateless guest has no variable store, so a split build used
-        read-only boots in setup mode, where nothing is verified; only a
-        build of mode ``stateless`` can carry enrolled keys in its
-        executable.
+        read-only has no keys and verifies nothing, if it boots at all
+        (the builds that need SMM stop without their store, see
+        :func:`boots_stateless`); only a build of mode ``stateless`` can
+        carry enrolled keys in its executable.
         """
         if not (self.secure_boot and self.enrolled_keys):
             return False
