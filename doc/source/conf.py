@@ -65,6 +65,10 @@ highlight_language = 'none'
 
 html_theme = 'openstackdocs'
 
+# Small additions to the theme's style sheet.
+html_static_path = ['_static']
+html_css_files = ['nova-firmware.css']
+
 # openstackdocstheme: the :nova-doc:, :glance-doc: and :placement-doc: roles
 # link to those projects' documentation. This tree is not published from an
 # OpenStack repository, so it names no repository and no bug tracker.
