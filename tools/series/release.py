@@ -29,6 +29,7 @@
 
         [boot]
         script = boot_check.py            ; run with the venv's python
+        requirements = libvirt-python     ; for it only (pip --target)
 
 The unit tests of a patch are derived from the files it changes: a
 changed or added test module runs itself, and ``nova/a/b.py`` runs
@@ -84,6 +85,7 @@ class Release:
     test_map: dict[str, tuple[str, ...]]
     test_env: dict[str, str]
     boot_script: str | None
+    boot_requirements: tuple[str, ...]
     patches: tuple[Patch, ...]
 
     @property
@@ -163,6 +165,7 @@ def load(root: str, name: str) -> Release:
         test_env=dict(word.partition('=')[::2]
                       for word in _words(tests.get('env', ''))),
         boot_script=os.path.join(directory, script) if script else None,
+        boot_requirements=_words(boot.get('requirements', '')),
         patches=tuple(patches),
     )
 

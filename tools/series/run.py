@@ -220,8 +220,10 @@ def install(rel: release_mod.Release, tree: str, venv: str) -> None:
     key = hashlib.sha256()
     for path in (rel.pins, os.path.join(tree, 'requirements.txt'),
                  os.path.join(tree, 'test-requirements.txt')):
-        with open(path, 'rb') as f:
-            key.update(f.read())
+        with open(path, encoding='utf-8') as f:
+            # Comments do not change what pip installs.
+            key.update(''.join(line for line in f
+                               if not line.startswith('#')).encode())
     key.update(' '.join(rel.extra_requirements).encode())
     key.update(sys.version.encode())
     stamp = os.path.join(venv, '.series-stamp')
@@ -321,10 +323,33 @@ def _failed(results: dict) -> bool:
 
 # --- boot --------------------------------------------------------------------
 
+def boot_site(rel: release_mod.Release, venv: str, work: str) -> str:
+    """A directory with the boot check's own requirements, installed
+    with the pins, kept until they change.
+    """
+    site = os.path.join(work, 'boot-site')
+    if not rel.boot_requirements:
+        return site
+    key = ' '.join(rel.boot_requirements)
+    stamp = os.path.join(site, '.series-stamp')
+    with contextlib.suppress(OSError):
+        with open(stamp) as f:
+            if f.read() == key:
+                return site
+    shutil.rmtree(site, ignore_errors=True)
+    run([venv_python(venv), '-m', 'pip', 'install', '-q', '--progress-bar',
+         'off', '-c', rel.pins, '--target', site,
+         *rel.boot_requirements], capture=True)
+    with open(stamp, 'w') as f:
+        f.write(key)
+    return site
+
+
 def boot(rel: release_mod.Release, venv: str, work: str,
          args: argparse.Namespace) -> int:
     step('boot check on real libvirt: %s' % os.path.relpath(
         rel.boot_script, ROOT))
+    site = boot_site(rel, venv, work)
     cmd = [venv_python(venv), rel.boot_script,
            '--evidence-lib', os.path.dirname(os.path.abspath(__file__)),
            '--work', os.path.join(work, 'boot')]
@@ -335,6 +360,8 @@ def boot(rel: release_mod.Release, venv: str, work: str,
     if args.json:
         cmd.append('--json')
     env = dict(os.environ, **TEST_ENV)
+    env['PYTHONPATH'] = os.pathsep.join(
+        p for p in (site, os.environ.get('PYTHONPATH')) if p)
     # The trees before and after the series, for checks that show both.
     env['SERIES_PRISTINE_TREE'] = os.path.join(work, 'pristine')
     env['SERIES_TREE'] = os.path.join(work, 'git')

@@ -1,0 +1,264 @@
+"""Boot a stateless UEFI guest with the patched nova 29.4.0, on real libvirt.
+
+Run by ``python3 -m tools.series 2024.1`` inside the virtualenv it made,
+with the patched tree installed. Everything that decides is nova 29.4.0's
+own code with the series applied: its ``Host`` probes libvirt and the
+firmware descriptors and says whether this host supports stateless
+firmware and which loader; its ``LibvirtDriver`` builds the guest's domain
+XML from an instance and image with ``hw_firmware_stateless=true``, defines
+and starts it (``_create_guest``), and undefines it as it deletes a guest.
+Then the host is asked, not Nova: the live <os> element, the pflash drives
+on QEMU's command line, the NVRAM files libvirt keeps, and the firmware's
+own text on the serial console (``tools/series/evidence.py``).
+
+The instance is built in memory (no database, no image service): the
+compute manager's part of a spawn is out of scope here and covered by the
+series' functional tests.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+#: QEMU configuration of an embedded driver: there is no virtlogd, so QEMU's
+#: output goes to plain files; as root, QEMU runs as root.
+EMBED_QEMU_CONF = 'stdio_handler = "file"\nuser = "root"\ngroup = "root"\n'
+
+STATELESS_IMAGE = {
+    'id': '4e1d4ab2-5a0c-4d5e-9b7c-2d1c9b0f6a01',
+    'name': 'stateless-uefi',
+    'disk_format': 'qcow2',
+    'container_format': 'bare',
+    'properties': {
+        'hw_firmware_type': 'uefi',
+        'hw_machine_type': 'q35',
+        'hw_firmware_stateless': 'true',
+    },
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--connection', metavar='URI',
+                        help='libvirt URI (default: qemu:///embed with a '
+                             'root of its own, removed afterwards)')
+    parser.add_argument('--keep', action='store_true',
+                        help='leave the guest running for inspection')
+    parser.add_argument('--json', action='store_true',
+                        help='print the evidence as JSON')
+    parser.add_argument('--timeout', type=float, default=180.0,
+                        help='seconds to wait for the firmware on the '
+                             'serial console (TCG is slow under load)')
+    parser.add_argument('--evidence-lib', required=True,
+                        help='directory of evidence.py')
+    parser.add_argument('--work', required=True,
+                        help='directory for the instance files')
+    return parser.parse_args(argv)
+
+
+def embed_root_for(args):
+    # Short and private: libvirt puts the QEMU monitor socket under it, and
+    # UNIX socket paths are limited to 107 bytes.
+    root = tempfile.mkdtemp(prefix='nova-series-')
+    os.makedirs(os.path.join(root, 'etc'))
+    with open(os.path.join(root, 'etc', 'qemu.conf'), 'w') as f:
+        f.write(EMBED_QEMU_CONF)
+    return root
+
+
+def configure(uri, instances_path):
+    import nova.conf
+    from nova import config
+    CONF = nova.conf.CONF
+    config.parse_args([], configure_db=False, init_rpc=False)
+    # as the compute manager does when it starts
+    nova.conf.neutron.register_dynamic_opts(CONF)
+    nova.conf.devices.register_dynamic_opts(CONF)
+    CONF.set_override('virt_type', 'qemu', group='libvirt')
+    CONF.set_override('connection_uri', uri, group='libvirt')
+    CONF.set_override('instances_path', instances_path)
+    # no VNC port to allocate next to other guests of this machine
+    CONF.set_override('enabled', False, group='vnc')
+    CONF.set_override('use_cow_images', True)
+    CONF.set_override('host', 'series-boot-check')
+    return CONF
+
+
+def make_instance(CONF, instances_path):
+    from nova import context as nova_context
+    from nova import objects
+    objects.register_all()
+    flavor = objects.Flavor(
+        id=1, flavorid='1', name='series.tiny', memory_mb=256, vcpus=1,
+        root_gb=1, ephemeral_gb=0, swap=0, vcpu_weight=None,
+        rxtx_factor=1.0, extra_specs={})
+    image_meta = objects.ImageMeta.from_dict(STATELESS_IMAGE)
+    # A high, random id: instance names must not collide with other guests
+    # of a shared libvirt daemon.
+    instance_id = 0x5e000000 + int.from_bytes(os.urandom(3), 'big')
+    sysmeta = {'image_%s' % k: v
+               for k, v in STATELESS_IMAGE['properties'].items()}
+    instance = objects.Instance(
+        id=instance_id, uuid=str(uuid.uuid4()), project_id='series',
+        user_id='series', display_name='series-boot-check',
+        image_ref=STATELESS_IMAGE['id'], flavor=flavor, old_flavor=None,
+        new_flavor=None, instance_type_id=flavor.id, memory_mb=256,
+        vcpus=1, root_gb=1, ephemeral_gb=0, system_metadata=sysmeta,
+        pci_devices=objects.PciDeviceList(), numa_topology=None,
+        config_drive=None, vm_mode=None, vm_state=None, kernel_id=None,
+        ramdisk_id=None, os_type='linux', ephemeral_key_uuid=None,
+        vcpu_model=None, host=CONF.host, node=CONF.host, task_state=None,
+        trusted_certs=None, resources=None, migration_context=None,
+        info_cache=None, cleaned=False, key_data=None, metadata={},
+        device_metadata=None, hidden=False)
+    return nova_context.get_admin_context(), instance, image_meta
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    sys.path.insert(0, args.evidence_lib)
+    import evidence
+
+    # As nova-compute starts (nova/cmd/__init__.py): the driver's Host
+    # runs its event dispatch in green threads.
+    import nova.monkey_patch  # noqa: F401
+
+    root = None
+    if args.connection:
+        uri = args.connection
+    else:
+        root = embed_root_for(args)
+        uri = 'qemu:///embed?root=%s' % root
+    instances_path = os.path.join(os.path.abspath(args.work), 'instances')
+    os.makedirs(instances_path, exist_ok=True)
+    CONF = configure(uri, instances_path)
+
+    from nova.virt import fake
+    from nova.virt.libvirt import blockinfo
+    from nova.virt.libvirt import driver as libvirt_driver
+    from nova.virt.libvirt import guest as libvirt_guest
+
+    report = {'uri': uri, 'nova': None, 'verdict': None}
+    ctxt, instance, image_meta = make_instance(CONF, instances_path)
+    drvr = libvirt_driver.LibvirtDriver(fake.FakeVirtAPI(), False)
+    # There is no compute service record to enable or disable when the
+    # connection opens or closes.
+    drvr._set_host_enabled = lambda *args, **kwargs: None
+    host = drvr._host
+    started = time.monotonic()
+    host.initialize()
+    import nova.version
+    report['nova'] = nova.version.version_string()
+    version = host.get_connection().getLibVersion()
+    report['libvirt'] = '%d.%d.%d' % (
+        version // 1000000, version // 1000 % 1000, version % 1000)
+    drvr._update_host_specific_capabilities()
+    traits = drvr.capabilities_as_traits()
+    report['supports_stateless_firmware'] = host.supports_stateless_firmware
+    report['trait_reported'] = traits.get(
+        'COMPUTE_SECURITY_STATELESS_FIRMWARE', False)
+    arch = host.get_capabilities().host.cpu.arch
+    report['stateless_loader'] = host.get_stateless_loader(arch, 'q35')[0]
+
+    # the disk the guest boots from: empty, so OVMF ends in its shell
+    inst_dir = os.path.join(instances_path, instance.uuid)
+    os.makedirs(inst_dir, exist_ok=True)
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2',
+                    os.path.join(inst_dir, 'disk'), '64M'], check=True)
+    disk_info = blockinfo.get_disk_info(
+        CONF.libvirt.virt_type, instance, image_meta)
+    xml = drvr._get_guest_xml(ctxt, instance, [], disk_info, image_meta)
+    guest = drvr._create_guest(ctxt, xml, instance)
+    name = guest.name
+    report['domain'] = name
+    console = os.path.join(inst_dir, 'console.log')
+    marker = evidence.wait_for_firmware(console, args.timeout)
+    report['boot_seconds'] = round(time.monotonic() - started, 1)
+    live_xml = guest.get_xml_desc()
+    report['evidence'] = evidence.collect(uri, name, live_xml, marker)
+    report['console_tail'] = _tail(console)
+    problems = evidence.stateless_problems(report['evidence'])
+    if not report['trait_reported']:
+        problems.append('the driver does not report the trait')
+
+    if args.keep:
+        report['kept'] = ('virsh -c %s dominfo %s' % (
+            "'%s'" % uri if root else uri, name))
+    else:
+        # as the driver deletes a guest: power off, then undefine with the
+        # NVRAM flag, which must not fail for a guest that has none
+        guest.poweroff()
+        guest.delete_configuration()
+        leftovers = evidence.nvram_files(uri, name)
+        try:
+            libvirt_guest.Guest(host.get_connection().lookupByName(name))
+            problems.append('the domain is still defined after undefine')
+        except Exception:
+            pass
+        if leftovers:
+            problems.append('NVRAM left after undefine: %s' % leftovers)
+        report['undefined'] = True
+        shutil.rmtree(inst_dir, ignore_errors=True)
+    del guest
+    report['verdict'] = 'stateless' if not problems else 'FAILED'
+    report['problems'] = problems
+    _print(report, args.json)
+    if root and not args.keep:
+        # the embedded driver lives as long as this process: leave its
+        # state until exit, then remove it
+        import atexit
+        atexit.register(shutil.rmtree, root, True)
+    return 0 if not problems else 1
+
+
+def _tail(path, lines=6):
+    try:
+        with open(path, encoding='utf-8', errors='replace') as f:
+            text = f.read()
+    except FileNotFoundError:
+        return []
+    # OVMF draws its screens with escape sequences
+    import re
+    text = re.sub(r'\x1b\[[0-9;?]*[A-Za-z]', '\n', text)
+    return [ln.strip() for ln in text.splitlines() if ln.strip()][-lines:]
+
+
+def _print(report, as_json):
+    if as_json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return
+    ev = report['evidence']
+    print('nova %s, libvirt %s, on %s' % (
+        report['nova'], report['libvirt'], report['uri']))
+    print('supports stateless firmware: %s (trait reported: %s), loader %s'
+          % (report['supports_stateless_firmware'],
+             report['trait_reported'], report['stateless_loader']))
+    print('domain %s, firmware on the serial console after %.1f s: %r' % (
+        report['domain'], report['boot_seconds'], ev['firmware_marker']))
+    print('live <os>: %s' % ' '.join(ev['live_os_xml'].split()))
+    print('QEMU pflash drives: %s' % ', '.join(
+        'pflash%d %s%s' % (d['unit'], d['filename'],
+                           ' read-only' if d['read_only'] else ' WRITABLE')
+        for d in ev['pflash']) or 'none')
+    print('QEMU arguments naming pflash: %s' % ' '.join(
+        ev['pflash_arguments']))
+    print('NVRAM files: %s' % (', '.join(ev['nvram_files']) or 'none'))
+    print('serial console (last lines): %s' % ' | '.join(
+        report['console_tail']))
+    if report.get('kept'):
+        print('kept running: %s' % report['kept'])
+    elif report.get('undefined'):
+        print('undefined by Guest.delete_configuration (NVRAM flag): OK')
+    for problem in report['problems']:
+        print('PROBLEM: %s' % problem)
+    print('verdict: %s' % report['verdict'])
+
+
+if __name__ == '__main__':
+    sys.exit(main())
