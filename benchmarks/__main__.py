@@ -1,15 +1,15 @@
 """Run the benchmarks: ``python -m benchmarks [--only NAME,...]``.
 
-Prints each figure with its goal and PASS/MISS as it is measured, then a
-table of all of them, which is also written (as RST) to
-``benchmarks/results.rst`` unless ``--results`` says otherwise.
+Prints each figure with its interval, goal and status as it is measured,
+then a table of all of them and of the machine they came from. The table
+is written (as RST) to ``benchmarks/results.rst``, which the admin guide
+includes, only with ``--write-results``: a run leaves the tree as it was.
 """
 
 import argparse
 import datetime
 import logging
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -18,16 +18,19 @@ import warnings
 
 import benchmarks
 from benchmarks import capabilities
-from benchmarks import control_plane
 from benchmarks import environment
+from benchmarks import feature_cost
 from benchmarks import firmware_state
+from benchmarks import growth
+from benchmarks import machine
 from benchmarks import scheduling
+from benchmarks import sides
 from benchmarks import spawn_overhead
 
 #: In the order they run: the cheap ones first, scheduling (the 10,000
 #: provider case) last.
-MODULES = (capabilities, control_plane, spawn_overhead, firmware_state,
-           scheduling)
+MODULES = (capabilities, feature_cost, spawn_overhead, firmware_state,
+           growth, scheduling)
 
 DEFAULT_RESULTS = os.path.join(os.path.dirname(__file__), 'results.rst')
 
@@ -42,36 +45,70 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
         help='comma-separated benchmarks to run, of: %s (default: all)' %
              ', '.join(names))
     parser.add_argument(
-        '--runs', type=int, default=5,
-        help='runs per side of each timed comparison (default: 5)')
+        '--quick', action='store_true',
+        help='caps of pairs and seconds at a quarter, 1,000 providers and '
+             'fewer guests: a smoke test while developing, not a result')
     parser.add_argument(
-        '--providers', default='1000,10000',
+        '--cap-scale', type=float, default=None,
+        help='multiply every cap of pairs and seconds (default 1, or 0.25 '
+             'with --quick)')
+    parser.add_argument(
+        '--providers', default=None,
         help='provider counts of the scheduling benchmark '
-             '(default: 1000,10000)')
+             '(default: 1000,10000; 1000 with --quick)')
     parser.add_argument(
-        '--sync-sample', type=int, default=100,
-        help='providers whose trait sync is measured (default: 100)')
+        '--sync-sample', type=int, default=20,
+        help='computes per side whose periodic sync is counted '
+             '(default: 20)')
+    parser.add_argument(
+        '--guests', type=int, default=None,
+        help='guests already running in the growth benchmark '
+             '(default: 16; 4 with --quick)')
     parser.add_argument(
         '--upstream-venv',
         default=os.environ.get('NOVA_BENCH_UPSTREAM_VENV',
-                               control_plane.DEFAULT_UPSTREAM_VENV),
-        help='virtualenv with upstream Nova for the control plane '
-             'comparison (default: $NOVA_BENCH_UPSTREAM_VENV or %s); '
-             'see doc/source/admin/benchmarks.rst to create it' %
-             control_plane.DEFAULT_UPSTREAM_VENV)
+                               sides.DEFAULT_UPSTREAM_VENV),
+        help='virtualenv with upstream Nova 34.0.0 (default: '
+             '$NOVA_BENCH_UPSTREAM_VENV or %s); benchmarks/upstream-venv.sh '
+             'creates it' % sides.DEFAULT_UPSTREAM_VENV)
     parser.add_argument(
-        '--results', default=DEFAULT_RESULTS,
-        help='where to write the RST table (default: %(default)s); '
-             'an empty value writes nothing')
+        '--side', action='append', metavar='LABEL=VENV',
+        default=[s for s in os.environ.get('NOVA_BENCH_SIDES', '').split(',')
+                 if s.strip()],
+        help='another Nova to compare, e.g. one patched by a series: the '
+             'label to print and its virtualenv (repeatable; default: '
+             '$NOVA_BENCH_SIDES, comma-separated)')
+    parser.add_argument(
+        '--series-dir', default=os.environ.get('NOVA_BENCH_SERIES_DIR'),
+        help='where tools/series builds its virtualenvs (RELEASE/venv); '
+             'each one found joins as the side "patched RELEASE" '
+             '(default: $NOVA_BENCH_SERIES_DIR)')
+    parser.add_argument(
+        '--write-results', nargs='?', const=DEFAULT_RESULTS, default=None,
+        metavar='PATH',
+        help='write the table as RST to PATH (default: %s), for the '
+             'admin guide; without it nothing is written' % DEFAULT_RESULTS)
     args = parser.parse_args(argv)
     args.only = [n.strip() for n in args.only.split(',') if n.strip()]
     unknown = set(args.only) - set(names)
     if unknown:
         parser.error('unknown benchmark(s): %s' % ', '.join(sorted(unknown)))
+    if args.cap_scale is None:
+        args.cap_scale = 0.25 if args.quick else 1.0
+    if args.providers is None:
+        args.providers = '1000' if args.quick else '1000,10000'
+    if args.guests is None:
+        args.guests = 4 if args.quick else 16
+    try:
+        args.sides = sides.parse_sides(args.upstream_venv, args.side,
+                                       args.series_dir)
+    except ValueError as ex:
+        parser.error(str(ex))
     return args
 
 
 def _print_figure(fig: benchmarks.Figure) -> None:
+    # One line per figure as it is measured; the detail under it.
     value = fig.skipped or fig.value
     goal = ' (goal %s)' % fig.goal if fig.goal else ''
     print('  [%s] %s: %s%s' % (fig.status, fig.name, value, goal))
@@ -81,17 +118,20 @@ def _print_figure(fig: benchmarks.Figure) -> None:
 
 
 def _write_results(path: str, figures: list[benchmarks.Figure],
-                   argv: list[str], seconds: float) -> None:
+                   argv: list[str], seconds: float,
+                   host: machine.Machine) -> None:
     command = ' '.join(['tox -e bench'] + (['--'] + argv if argv else []))
     header = [
         '..',
-        '   Written by "python -m benchmarks"; do not edit by hand.',
+        '   Written by "python -m benchmarks --write-results"; do not edit',
+        '   by hand.',
         '',
-        'Produced by ``%s`` on %s (%s, Python %s, %d CPUs) in %.0f s.' % (
-            command, datetime.date.today().isoformat(), platform.platform(),
-            platform.python_version(), os.cpu_count() or 0, seconds),
+        'Produced by ``%s`` on %s in %.0f s, on this machine:' % (
+            command, datetime.date.today().isoformat(), seconds),
         '',
     ]
+    header += ['* %s: %s' % (k, v) for k, v in host.rows()]
+    header += ['']
     details = ['', 'Each benchmark alone:', '']
     for name in dict.fromkeys(fig.benchmark for fig in figures):
         details.append('* ``%s``: ``%s``' % (
@@ -110,6 +150,10 @@ def _write_results(path: str, figures: list[benchmarks.Figure],
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parse_args(argv)
+    # The embedded QEMU driver logs warnings to stderr, between the
+    # figures (as root, the file labels it cannot restore); errors still
+    # show. Set before libvirt is first used, which reads it then.
+    os.environ.setdefault('LIBVIRT_LOG_OUTPUTS', '4:stderr')
     # The code under test logs at INFO for every placement write; keep the
     # benchmark's own output readable.
     logging.basicConfig(level=logging.WARNING,
@@ -119,13 +163,18 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings('ignore', message='(?s).*Eventlet is deprecated')
     workdir = tempfile.mkdtemp(prefix='nova-bench-')
     options = benchmarks.Options(
-        runs=args.runs,
+        cap_scale=args.cap_scale,
         provider_counts=tuple(int(n) for n in args.providers.split(',')
                               if n.strip()),
         sync_sample=args.sync_sample,
-        upstream_python=control_plane.upstream_python(args.upstream_venv),
+        sides=args.sides,
+        growth_guests=args.guests,
         workdir=workdir)
     environment.configure(workdir)
+    host = machine.describe()
+    print('Machine: %s' % '; '.join('%s: %s' % row for row in host.rows()))
+    for side in args.sides:
+        print('Side %s: %s' % (side.label, side.python or side.unavailable))
 
     figures: list[benchmarks.Figure] = []
     failed = False
@@ -151,17 +200,25 @@ def main(argv: list[str] | None = None) -> int:
             figures.extend(results)
     shutil.rmtree(workdir, ignore_errors=True)
 
+    host.finish()
     print()
     print(benchmarks.text_table(figures))
-    print('\n%d figures: %d PASS, %d MISS, %d INFO, %d SKIP in %.0f s' % (
-        len(figures),
-        *(sum(1 for f in figures if f.status == s)
-          for s in (benchmarks.PASS, benchmarks.MISS, benchmarks.INFO,
-                    benchmarks.SKIP)),
+    print('\nWhat each side does where this tree is compared with another '
+          'Nova:')
+    for comparison, ours, theirs in (feature_cost.SIDES +
+                                     scheduling.SIDES):
+        print('- %s\n    this tree: %s\n    other Nova: %s' % (
+            comparison, ours, theirs))
+    print('\nMachine: %s' % '; '.join('%s: %s' % row for row in host.rows()))
+    print('%d figures: %s in %.0f s' % (
+        len(figures), ', '.join(
+            '%d %s' % (sum(1 for f in figures if f.status == s), s)
+            for s in benchmarks.STATUSES),
         total.seconds))
-    if args.results:
-        _write_results(args.results, figures, argv, total.seconds)
-        print('Table written to %s' % args.results)
+    if args.write_results:
+        _write_results(args.write_results, figures, argv, total.seconds,
+                       host)
+        print('Table written to %s' % args.write_results)
     # A missed goal is a result, not an error; a benchmark that crashed is.
     return 1 if failed else 0
 

@@ -56,6 +56,10 @@ class Conflict(NovaException):
     code = 409
 
 
+class ObjectActionError(NovaException):
+    msg_fmt = _("Object action %(action)s failed because: %(reason)s")
+
+
 # --- image properties and flavor extra specs (API boundary) ---------------
 
 class InvalidImagePropertyValue(Invalid):
@@ -88,6 +92,13 @@ class SecureBootRequiresUEFI(Invalid):
     msg_fmt = _("Secure boot policy 'required' needs UEFI firmware: set "
                 "image property 'hw_firmware_type' to 'uefi' (the image "
                 "boots '%(firmware_type)s').")
+
+
+class RebuildImageNotSupportedByHost(Invalid):
+    msg_fmt = _("Instance %(instance_uuid)s cannot be rebuilt onto image "
+                "%(image_id)s: the image requires %(missing)s, which its "
+                "host %(host)s does not provide. Rebuild onto another "
+                "image, or create a new server from this one.")
 
 
 class SecureBootNotSupported(Invalid):

@@ -15,17 +15,21 @@
 import os
 import sys
 
+from docutils import nodes
+
 # The small extensions of this documentation live in doc/ext.
 sys.path.insert(0, os.path.abspath(os.path.join('..', 'ext')))
 
 # -- General configuration ---------------------------------------------------
 
 extensions = [
+    'sphinx.ext.extlinks',
+    'openstackdocstheme',
+    'sphinx_feature_classification.support_matrix',
     'oslo_config.sphinxext',
     'oslo_config.sphinxconfiggen',
     'cli_reference',
     'nova_errors',
-    'support_matrix',
 ]
 
 # oslo_config.sphinxconfiggen: write the sample configuration file from the
@@ -34,6 +38,11 @@ extensions = [
 config_generator_config_file = '../../etc/nova/nova-config-generator.conf'
 sample_config_basename = '_generated/nova'
 
+# :libvirt:`text <formatdomain.html#...>` links to libvirt's documentation.
+extlinks = {
+    'libvirt': ('https://libvirt.org/%s', None),
+}
+
 # nova_errors: the bases no code raises as such.
 nova_errors_exclude = ['NovaException', 'Invalid', 'NotFound', 'Conflict']
 
@@ -41,26 +50,52 @@ source_suffix = {'.rst': 'restructuredtext'}
 master_doc = 'index'
 exclude_patterns = ['_build']
 
-project = 'Nova: stateless UEFI firmware'
-copyright = 'OpenStack Foundation'
+project = 'nova-stateless-firmware'
+copyright = '2024-present, OpenStack Foundation'
 
 # Any ``text`` without a role is a literal, as in the rest of OpenStack.
 default_role = 'literal'
 
-pygments_style = 'sphinx'
+pygments_style = 'native'
 # Literal blocks (``::``) are commands, messages and output: not Python.
 # Blocks in another language say so with ``.. code-block::``.
 highlight_language = 'none'
 
 # -- Options for HTML output -------------------------------------------------
 
-html_theme = 'alabaster'
-html_static_path = ['_static']
-html_css_files = ['support-matrix.css']
-html_theme_options = {
-    'description': 'Stateless UEFI firmware for the libvirt driver',
-    # Room for the support matrix, one column per driver.
-    'page_width': '1280px',
-    'sidebar_width': '240px',
-    'body_max_width': 'none',
-}
+html_theme = 'openstackdocs'
+
+# openstackdocstheme: the :nova-doc:, :glance-doc: and :placement-doc: roles
+# link to those projects' documentation. This tree is not published from an
+# OpenStack repository, so it names no repository and no bug tracker.
+openstackdocs_projects = [
+    'glance',
+    'nova',
+    'placement',
+]
+
+# -- Options for man page output ---------------------------------------------
+
+# sphinx-build -b man: one page per command, in section 1.
+man_pages = [
+    ('cli/nova-firmware', 'nova-firmware',
+     'check a compute host for stateless UEFI firmware and boot a stateless '
+     'guest', [], 1),
+]
+
+
+def _man_page_links_as_text(app, doctree, docname):
+    """In a man page, show links to other pages of this documentation as
+    their text only: the page a ``#target`` or ``../page.html`` points at is
+    not in the man page. (docutils 0.22's man page writer prints every
+    link's target, whatever ``man_show_urls`` says.)
+    """
+    if app.builder.name != 'man':
+        return
+    for ref in list(doctree.findall(nodes.reference)):
+        if not ref.get('refuri', '').startswith(('http:', 'https:')):
+            ref.replace_self(nodes.inline('', '', *ref.children))
+
+
+def setup(app):
+    app.connect('doctree-resolved', _man_page_links_as_text)

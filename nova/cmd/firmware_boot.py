@@ -18,21 +18,29 @@ services decide.
 import argparse
 import contextlib
 import dataclasses
+import math
 import os
+import shlex
+import signal
 import time
 import typing as ty
-from urllib import parse
 
 from keystoneauth1 import adapter as ks_adapter
-from keystoneauth1 import exceptions as ks_exc
+import os_resource_classes as orc
 from oslo_log import log as logging
+from oslo_utils import uuidutils
 
+from nova.cmd import firmware_cleanup
 from nova.cmd import firmware_common as common
+from nova.cmd import firmware_placement as placement
 from nova.cmd import firmware_report
+from nova.cmd import firmware_signals
+from nova.cmd import firmware_state as state
 from nova.compute import api as compute_api
 from nova.compute import manager as compute_manager
 import nova.conf
 from nova import exception
+from nova import objects
 from nova.objects import fields
 from nova.objects import instance as instance_obj
 from nova.scheduler.client import report
@@ -45,9 +53,6 @@ from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import guest as libvirt_guest
 from nova.virt.libvirt import host as libvirt_host
 
-if ty.TYPE_CHECKING:
-    from nova import objects
-
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
@@ -58,90 +63,6 @@ STAGES = ('placement', 'compute', 'api', 'scheduler', 'spawn', 'firmware',
 FIRMWARE_STATELESS = 'stateless UEFI'
 FIRMWARE_STATEFUL = 'stateful UEFI'
 FIRMWARE_BIOS = 'BIOS'
-
-#: The ``auth_type`` used for ``--placement-url`` when the configuration
-#: gives none: keystoneauth's plugin without credentials.
-DEFAULT_HTTP_AUTH_TYPE = 'none'
-
-
-# --- placement ---------------------------------------------------------------
-
-def configure_placement(url: str | None) -> None:
-    """Point ``[placement]`` at ``url`` over HTTP (``--placement-url``).
-
-    Credentials stay those of the configuration; with none, requests go
-    without any.
-    """
-    if url is None:
-        return
-    CONF.set_override('embedded', False, group='placement')
-    CONF.set_override('endpoint_override', url, group='placement')
-    if CONF.placement.auth_type is None:
-        CONF.set_override('auth_type', DEFAULT_HTTP_AUTH_TYPE,
-                          group='placement')
-
-
-def _without_password(url: str) -> str:
-    parts = parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = '%s:***@%s' % (parts.username or '',
-                            parts.netloc.rpartition('@')[2])
-    return parse.urlunsplit(parts._replace(netloc=netloc))
-
-
-def placement_description() -> str:
-    """Which placement ``[placement]`` selects, without secrets."""
-    if CONF.placement.embedded:
-        return 'embedded (%s)' % _without_password(
-            CONF.placement.embedded_connection)
-    return '%s (auth_type %s)' % (
-        CONF.placement.endpoint_override or 'from the service catalog',
-        CONF.placement.auth_type)
-
-
-def _error_detail(resp) -> str:
-    try:
-        return resp.json()['errors'][0]['detail']
-    except (ValueError, KeyError, IndexError, TypeError):
-        return resp.text
-
-
-def probe_placement(adapter: ks_adapter.Adapter, nodename: str) -> dict:
-    """Check placement answers, and lets us in, before using it.
-
-    The version document needs no credentials; listing providers does, so
-    missing or wrong credentials are reported here, with what to do about
-    them, rather than as a failure to read a provider later on.
-
-    :raises nova.exception.PlacementAPIConnectFailure: placement cannot
-        be reached or refuses the credentials.
-    """
-    try:
-        versions = adapter.get('/', raise_exc=False)
-        providers = adapter.get(
-            '/resource_providers?name=%s' % parse.quote(nodename, safe=''),
-            microversion=report.PROVIDER_GET_VERSION, raise_exc=False)
-    except ks_exc.ClientException as exc:
-        raise exception.PlacementAPIConnectFailure(reason=exc) from exc
-    if versions.status_code != 200:
-        raise exception.PlacementAPIConnectFailure(
-            reason='GET / answered %d, not a placement version document' %
-                   versions.status_code)
-    if providers.status_code in (401, 403):
-        raise exception.PlacementAPIConnectFailure(
-            reason='placement refused the credentials (%d: %s); give them '
-                   'in the [placement] section of a --config-file' % (
-                       providers.status_code, _error_detail(providers)))
-    version = versions.json()['versions'][0]
-    found = (providers.json()['resource_providers']
-             if providers.status_code == 200 else [])
-    return {
-        'api_versions': '%s-%s' % (version['min_version'],
-                                   version['max_version']),
-        'compute_node': ('registered (%s)' % found[0]['uuid'] if found
-                         else 'not registered yet'),
-    }
 
 
 # --- the verdict -------------------------------------------------------------
@@ -294,19 +215,53 @@ def _file_size(path: str) -> int | None:
         return None
 
 
+def _shutoff_reason(reason: int) -> str:
+    """libvirt's reason for a domain being shut off, as a word."""
+    prefix = 'VIR_DOMAIN_SHUTOFF_'
+    for name in dir(libvirt_host.libvirt):
+        if (name.startswith(prefix) and
+                getattr(libvirt_host.libvirt, name) == reason):
+            return name[len(prefix):].lower()
+    return 'reason %d' % reason
+
+
+def qemu_log_tail(uri: str, domain_name: str, count: int = 3) -> list[str]:
+    """The last lines of a domain's QEMU log: how QEMU ended."""
+    path = os.path.join(boot_evidence.qemu_log_dir(uri),
+                        domain_name + '.log')
+    try:
+        with open(path, encoding='utf-8', errors='replace') as f:
+            lines = [line.rstrip() for line in f if line.strip()]
+    except OSError:
+        return []
+    # libvirt writes the command line one argument a line, each but the
+    # last continued with a backslash; what QEMU and libvirt said after
+    # the last start follows it.
+    continued = [i for i, line in enumerate(lines) if line.endswith('\\')]
+    if continued:
+        lines = lines[continued[-1] + 2:]
+    return lines[-count:]
+
+
 class BootFlow:
     """The stages of one boot, recorded in a ``BootReport``."""
 
     def __init__(self, args: argparse.Namespace,
-                 out: firmware_report.Output) -> None:
+                 out: firmware_report.Output, state_dir: str,
+                 signals: firmware_signals.SignalGuard) -> None:
         self.args = args
+        self.state_dir = state_dir
+        self.signals = signals
         self.report = firmware_report.BootReport(request={})
         self.progress = firmware_report.Progress(
             out.stdout, STAGES, enabled=not out.as_json)
+        self.records = state.RunRecords(state_dir)
+        self.record: state.RunRecord | None = None
         self.driver: libvirt_driver.LibvirtDriver | None = None
         self.client: report.SchedulerReportClient | None = None
         self.compute: compute_manager.ComputeManager | None = None
         self.instance: 'objects.Instance | None' = None
+        self.qemu: state.QemuIdentity | None = None
         self.spawned = False
         self.cleanup_error: str | None = None
 
@@ -338,31 +293,36 @@ class BootFlow:
             self.client = report.SchedulerReportClient(adapter)
             self._compute()
             request_spec = self._api(properties, flavor)
+            self._begin_record()
             try:
                 self._schedule(request_spec)
                 self._spawn()
                 marker = self._wait_for_firmware()
                 self._evidence(marker)
             finally:
-                self._cleanup()
+                self._cleanup_whatever_happens()
 
     def _placement(self, stack: contextlib.ExitStack) -> ks_adapter.Adapter:
-        with self._stage('placement', placement_description()) as stage:
+        with self._stage('placement',
+                         placement.placement_description()) as stage:
             adapter = stack.enter_context(report.placement_client(CONF))
-            probe = probe_placement(adapter, common.hostname())
+            probe = placement.probe_placement(adapter, common.hostname())
             stage.result = 'API %s, compute node %s' % (
                 probe['api_versions'], probe['compute_node'])
         return adapter
+
+    def _start_compute(self) -> None:
+        self.driver = libvirt_driver.LibvirtDriver()
+        self.compute = compute_manager.ComputeManager(
+            self.driver, self.client)
+        self.compute.init_host()
 
     def _compute(self) -> None:
         nodename = common.hostname()
         action = 'register %s, libvirt %s' % (nodename,
                                               libvirt_host.default_uri())
         with self._stage('compute', action) as stage:
-            self.driver = libvirt_driver.LibvirtDriver()
-            self.compute = compute_manager.ComputeManager(
-                self.driver, self.client)
-            self.compute.init_host()
+            firmware_signals.interruptible(self._start_compute)
             support = self.driver.host.stateless_firmware_support()
             traits = self.client.get_provider_traits(
                 self.compute.node_uuid).traits
@@ -373,6 +333,18 @@ class BootFlow:
                 'stateless_firmware': support.supported,
                 'traits': sorted(traits),
             }
+            removal = firmware_cleanup.remove_leftovers(
+                self.records, self.driver.host, self.client)
+            if removal.removed or removal.left:
+                stage.details['earlier_runs'] = (
+                    ['removed %s' % text for text in removal.removed] +
+                    ['not removed: %s' % text for text in removal.left])
+            self.qemu = state.other_qemu_identity(
+                self.driver.host.get_capabilities().host.dac_base_labels.get(
+                    CONF.libvirt.virt_type))
+            if self.qemu is not None:
+                state.check_qemu_can_reach(self.state_dir, self.qemu)
+                stage.details['qemu_runs_as'] = str(self.qemu)
 
     def _api(self, properties: dict[str, str],
              flavor: 'objects.Flavor') -> 'objects.RequestSpec':
@@ -383,10 +355,22 @@ class BootFlow:
             instance_id = free_instance_id(self.driver.list_instances())
             self.instance, request_spec = common.create_instance(
                 flavor, properties, instance_id)
+            common.check_machine_type(self.driver, request_spec.image)
             self.report.expected = expected_firmware(request_spec.image)
             stage.result = 'instance %s' % self.instance.uuid
             stage.details = {'expects': self.report.expected}
         return request_spec
+
+    def _instance_dir(self) -> str:
+        return os.path.dirname(self.driver.console_log_path(self.instance))
+
+    def _begin_record(self) -> None:
+        """Write down what the run is about to create, before it does."""
+        self.record = state.RunRecord(
+            instance_uuid=self.instance.uuid, domain=self.instance.name,
+            uri=self.uri, instance_dir=self._instance_dir(),
+            placement=placement.persistent_placement())
+        self.records.begin(self.record)
 
     def _schedule(self, request_spec: 'objects.RequestSpec') -> None:
         query = scheduler_utils.ResourceRequest.from_request_spec(
@@ -401,14 +385,73 @@ class BootFlow:
                 ','.join('%s:%d' % kv for kv in sorted(claimed.items())),
                 selection.nodename)
 
+    def _prepare_instance_dir(self) -> None:
+        """Create the guest's directory as QEMU must find it.
+
+        Private to the user; when a libvirt daemon runs QEMU as another
+        user, that user's group may pass through it and its parents in
+        the state directory (see ``firmware_state``).
+        """
+        path = self._instance_dir()
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        directories = [self.state_dir, os.path.dirname(path), path]
+        if self.qemu is not None:
+            state.open_to_qemu(directories, self.qemu)
+        else:
+            # QEMU runs as the user: nobody else needs to look in, also
+            # where an earlier version of the tool left them open.
+            for directory in directories:
+                os.chmod(directory, 0o700)
+
     def _spawn(self) -> None:
         instance = self.instance
         with self._stage('spawn', '%s (%s)' % (instance.name,
                                                instance.uuid)) as stage:
-            self.compute.build_and_run_instance(None, instance,
-                                                instance.image_meta)
+            self._prepare_instance_dir()
+            try:
+                self.compute.build_and_run_instance(None, instance,
+                                                    instance.image_meta)
+            except Exception as exc:
+                hint = self._permission_hint(exc)
+                if hint is None:
+                    raise
+                raise common.CommandError(hint) from exc
             self.spawned = True
             stage.result = 'running'
+
+    def _permission_hint(self, exc: Exception) -> str | None:
+        """What to change when QEMU was refused a file of the guest."""
+        if self.qemu is None or 'Permission denied' not in str(exc):
+            return None
+        return ('%s; libvirt runs QEMU as %s, which needs search permission '
+                'on the directories down to %s and, with dynamic_ownership '
+                '= 0 in libvirt\'s qemu.conf, read and write access to the '
+                'files there: set dynamic_ownership = 1 (the default) or use '
+                'a --state-dir QEMU\'s user owns' % (
+                    common.describe_error(exc), self.qemu,
+                    self._instance_dir()))
+
+    def _guest_running(self) -> bool:
+        try:
+            return bool(self.driver.host.get_domain(
+                self.instance.name).isActive())
+        except exception.InstanceNotFound:
+            return False
+
+    def _qemu_stopped(self) -> common.CommandError:
+        """The error of a guest whose QEMU ended before its firmware ran."""
+        try:
+            domain = self.driver.host.get_domain(self.instance.name)
+            _state, reason = domain.state()
+            how = 'shut off (%s)' % _shutoff_reason(reason)
+        except exception.InstanceNotFound:
+            how = 'gone'
+        tail = qemu_log_tail(self.uri, self.instance.name)
+        message = ('QEMU stopped before the firmware showed on the serial '
+                   'console: domain %s is %s' % (self.instance.name, how))
+        if tail:
+            message += '; the end of its QEMU log: %s' % ' | '.join(tail)
+        return common.CommandError(message)
 
     def _wait_for_firmware(self) -> str | None:
         console = self.driver.console_log_path(self.instance)
@@ -419,8 +462,15 @@ class BootFlow:
             return None
         action = 'wait for it on the serial console (up to %gs)' % timeout
         with self._stage('firmware', action) as stage:
-            marker = boot_evidence.wait_for_firmware(console, timeout)
             stage.details = {'console': console}
+            # The guest is watched as well: if QEMU dies, there is nothing
+            # to wait for.
+            marker = boot_evidence.wait_for_firmware(
+                console, timeout, running=self._guest_running)
+            if marker is None and not self._guest_running():
+                stage.details['qemu_log'] = qemu_log_tail(
+                    self.uri, self.instance.name)
+                raise self._qemu_stopped()
             if marker is None:
                 stage.status = firmware_report.STATUS_FAILED
                 stage.result = 'nothing in %gs' % timeout
@@ -471,8 +521,7 @@ class BootFlow:
             left.append('domain %s is still defined' % instance.name)
         left += ['NVRAM file %s is left' % path for path in
                  boot_evidence.nvram_files(self.uri, instance.name)]
-        instance_dir = os.path.dirname(
-            self.driver.console_log_path(instance))
+        instance_dir = self._instance_dir()
         if os.path.exists(instance_dir):
             left.append('instance directory %s is left' % instance_dir)
         if self.client.get_allocations_for_consumer(instance.uuid):
@@ -482,16 +531,42 @@ class BootFlow:
 
     def _keep(self) -> None:
         name = self.instance.name
+        self.record.kept = True
+        self.records.update(self.record)
+        self.records.end(self.record, remove=False)
+        # The options of this run that tell cleanup where to look.
+        remove_with = [common.PROG, '--state-dir', self.state_dir]
+        if self.args.connection:
+            remove_with += ['--connection', self.args.connection]
+        if self.args.config_file:
+            for path in self.args.config_file:
+                remove_with += ['--config-file', path]
+        if self.args.placement_url:
+            remove_with += ['--placement-url', self.args.placement_url]
         self._skip('cleanup', '--keep', result='%s left running' % name,
                    details={
                        'uri': self.uri,
                        'console': self.driver.console_log_path(
                            self.instance),
-                       'remove_with': [
-                           "virsh -c '%s' destroy %s" % (self.uri, name),
-                           "virsh -c '%s' undefine --nvram %s" % (
-                               self.uri, name)],
+                       'instance_directory': self._instance_dir(),
+                       'remove_with': shlex.join(remove_with + ['cleanup']),
+                       'or': 'the next %s boot with this state directory'
+                             % common.PROG,
                    })
+
+    def _cleanup_whatever_happens(self) -> None:
+        """Run the cleanup to its end, signals or not.
+
+        A signal that arrives before the cleanup holds signals off raises
+        once; the cleanup then simply starts (again) with signals held.
+        """
+        while True:
+            try:
+                with self.signals.deferred():
+                    self._cleanup()
+                return
+            except firmware_signals.Interrupted:
+                continue
 
     def _cleanup(self) -> None:
         """Delete the guest and its allocation, and check nothing is left.
@@ -503,6 +578,7 @@ class BootFlow:
             self._keep()
             return
         action = 'delete %s and its allocation' % self.instance.name
+        left = ['the cleanup did not finish']
         try:
             with self._stage('cleanup', action) as stage:
                 self.compute.terminate_instance(None, self.instance)
@@ -517,6 +593,9 @@ class BootFlow:
         except Exception as exc:
             LOG.debug('Cleanup failed', exc_info=True)
             self.cleanup_error = common.describe_error(exc)
+        finally:
+            # With anything left, the record stays for the next run.
+            self.records.end(self.record, remove=not left)
 
 
 def _exit_code(flow: BootFlow, exc: BaseException | None) -> int:
@@ -529,39 +608,64 @@ def _exit_code(flow: BootFlow, exc: BaseException | None) -> int:
     return common.EXIT_OK
 
 
-def run(args: argparse.Namespace, out: firmware_report.Output) -> int:
+def check_timeout(timeout: float) -> None:
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise common.CommandError(
+            '--timeout must be a positive number of seconds, not %s' %
+            timeout)
+
+
+def run(args: argparse.Namespace, out: firmware_report.Output,
+        state_dir: str) -> int:
     """``nova-firmware boot``; returns the exit status."""
-    if args.timeout <= 0:
-        raise exception.InvalidInput(
-            reason='--timeout must be a positive number of seconds, not '
-                   '%g' % args.timeout)
+    check_timeout(args.timeout)
     properties, flavor = common.request_from_args(
         args, common.STATELESS_PROPERTIES, out)
     # Refuse bad input at once, as the API would, before starting
     # anything; the api stage below validates again, as part of the flow.
-    compute_api.validate_flavor_image(flavor, common.image_dict(properties))
-    configure_placement(args.placement_url)
-    flow = BootFlow(args, out)
+    image_meta = compute_api.validate_flavor_image(
+        flavor, common.image_dict(properties))
+    for warning in common.request_warnings(image_meta):
+        out.warning(warning)
+    state.check_free_space(state_dir)
+    query = scheduler_utils.ResourceRequest.from_request_spec(
+        objects.RequestSpec.from_components(
+            uuidutils.generate_uuid(), image_meta, flavor))
+    state.check_disk_capacity(state_dir,
+                              query.resources.get(orc.DISK_GB, 0))
+    placement.configure_placement(args.placement_url)
+    with firmware_signals.SignalGuard('%s boot' % common.PROG) as signals:
+        return _run_flow(args, out, state_dir, signals, properties, flavor)
+
+
+def _run_flow(args: argparse.Namespace, out: firmware_report.Output,
+              state_dir: str, signals: firmware_signals.SignalGuard,
+              properties: dict[str, str], flavor: 'objects.Flavor') -> int:
+    flow = BootFlow(args, out, state_dir, signals)
     flow.report.request = {
         'image_properties': properties,
         'flavor': common.flavor_summary(flavor),
         'extra_specs': dict(flavor.extra_specs),
     }
+    flow.report.warnings = out.warnings
     start = time.monotonic()
     error: BaseException | None = None
     try:
         flow.run(properties, flavor)
-    except (Exception, KeyboardInterrupt) as exc:
+    except (Exception, KeyboardInterrupt, firmware_signals.Interrupted) as exc:
         LOG.debug('Boot failed', exc_info=True)
         error = exc
+    if error is None and signals.received is not None:
+        # It came during the cleanup, which finished first.
+        error = firmware_signals.Interrupted(signal.Signals[signals.received])
     boot_report = flow.report
     boot_report.seconds = time.monotonic() - start
     boot_report.exit_code = _exit_code(flow, error)
     boot_report.proved = boot_report.exit_code == common.EXIT_OK
-    if error is not None:
-        boot_report.error = (
-            'interrupted' if isinstance(error, KeyboardInterrupt)
-            else common.describe_error(error))
+    if isinstance(error, (firmware_signals.Interrupted, KeyboardInterrupt)):
+        boot_report.error = str(error) or 'interrupted'
+    elif error is not None:
+        boot_report.error = common.describe_error(error)
     elif flow.cleanup_error is not None:
         boot_report.error = 'cleanup failed: %s' % flow.cleanup_error
     if out.as_json:

@@ -7,6 +7,7 @@ went wrong and with which exit status.
 """
 
 import argparse
+import re
 import socket
 import typing as ty
 
@@ -18,7 +19,9 @@ from nova.compute import api as compute_api
 import nova.conf
 from nova import exception
 from nova import objects
+from nova.objects import fields
 from nova.objects import image_meta as image_meta_obj
+from nova.virt import hardware
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import host as libvirt_host
 
@@ -32,6 +35,13 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 #: Bad input, or libvirt or placement unreachable.
 EXIT_ERROR = 2
+
+#: The largest flavor size Nova's API accepts (its database's integer),
+#: which is also the largest amount placement stores.
+MAX_FLAVOR_SIZE = 0x7FFFFFFF
+#: Digits of a size: ASCII only, so that Python's ``int()`` does not read
+#: ``2_56`` or full-width digits as numbers a user did not mean.
+_DIGITS = re.compile(r'[0-9]+', re.ASCII)
 
 #: The smallest guest that reaches the UEFI shell quickly.
 DEFAULT_FLAVOR = 'vcpus=1,ram=256,disk=1'
@@ -53,6 +63,25 @@ STATELESS_PROPERTIES = {
     'hw_firmware_stateless': 'true',
     'hw_machine_type': 'q35',
 }
+
+#: Flavor extra specs the code of this tree reads, by key and by prefix;
+#: any other key has no effect here (a typo such as ``os:secure_bot``).
+KNOWN_EXTRA_SPECS = ('os:secure_boot', 'hw:mem_encryption',
+                     'hw:mem_encryption_model')
+KNOWN_EXTRA_SPEC_PREFIXES = ('resources:', 'trait:')
+
+
+class CommandError(Exception):
+    """A problem of the command's own input or environment.
+
+    The message is the whole error line: it names the option or file and
+    what was expected.
+    """
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
 
 #: Errors that mean this host cannot do what was asked, as opposed to a
 #: failure: like an unsupported host in ``check``, they exit 1.
@@ -98,14 +127,11 @@ def _flavor_size(spec: str, key: str, value: str) -> tuple[str, int]:
             reason="--flavor '%s': unknown key '%s'; accepted keys are %s" %
                    (spec, key, ', '.join(FLAVOR_KEYS)))
     field, minimum = FLAVOR_KEYS[key]
-    try:
-        number = int(value)
-    except ValueError:
-        number = None
-    if number is None or number < minimum:
+    number = int(value) if _DIGITS.fullmatch(value) else None
+    if number is None or not minimum <= number <= MAX_FLAVOR_SIZE:
         raise exception.InvalidInput(
-            reason="--flavor '%s': %s must be an integer >= %d, not '%s'" %
-                   (spec, key, minimum, value))
+            reason="--flavor '%s': %s must be an integer from %d to %d, "
+                   "not '%s'" % (spec, key, minimum, MAX_FLAVOR_SIZE, value))
     return field, number
 
 
@@ -130,9 +156,11 @@ def parse_flavor(spec: str,
         extra_specs=dict(extra_specs or {}), **sizes)
 
 
-def flavor_summary(flavor: 'objects.Flavor') -> str:
-    return 'vcpus=%d,ram=%d,disk=%d' % (flavor.vcpus, flavor.memory_mb,
-                                        flavor.root_gb)
+def flavor_summary(flavor: 'objects.Flavor') -> firmware_report.Inline:
+    """The flavor's sizes, keyed as ``--flavor`` takes them."""
+    return firmware_report.Inline({
+        key: getattr(flavor, field)
+        for key, (field, _minimum) in FLAVOR_KEYS.items()})
 
 
 def unknown_properties(properties: ty.Iterable[str]) -> list[str]:
@@ -145,6 +173,13 @@ def unknown_properties(properties: ty.Iterable[str]) -> list[str]:
     known = (set(objects.ImageMetaProps.fields) |
              set(image_meta_obj.LEGACY_PROPERTY_NAMES))
     return sorted(set(properties) - known)
+
+
+def unknown_extra_specs(extra_specs: ty.Iterable[str]) -> list[str]:
+    """Flavor extra specs no code here reads (see ``KNOWN_EXTRA_SPECS``)."""
+    return sorted(key for key in extra_specs
+                  if key not in KNOWN_EXTRA_SPECS and
+                  not key.startswith(KNOWN_EXTRA_SPEC_PREFIXES))
 
 
 def image_dict(properties: ty.Mapping[str, str]) -> dict:
@@ -183,7 +218,26 @@ def request_from_args(args: argparse.Namespace,
     for name in unknown_properties(properties):
         out.warning("image property '%s' is not one Nova reads; it has no "
                     "effect" % name)
+    for key in unknown_extra_specs(extra_specs):
+        out.warning("flavor extra spec '%s' is not one Nova reads here; it "
+                    "has no effect" % key)
     return properties, flavor
+
+
+def request_warnings(image_meta: 'objects.ImageMeta') -> list[str]:
+    """What a valid request asks for that will have no effect.
+
+    The API accepts it, as Nova does, and logs it; the user of this tool
+    reads the report, not the log.
+    """
+    props = image_meta.properties
+    if (props.get('hw_firmware_stateless') and
+            hardware.get_firmware_type(image_meta) !=
+            fields.FirmwareType.UEFI):
+        return ["image property 'hw_firmware_stateless' is ignored: the "
+                "image boots BIOS, which keeps no NVRAM; set "
+                "'hw_firmware_type=uefi' to boot stateless UEFI firmware"]
+    return []
 
 
 # --- the host ----------------------------------------------------------------
@@ -201,6 +255,67 @@ def start_driver() -> libvirt_driver.LibvirtDriver:
     driver = libvirt_driver.LibvirtDriver()
     driver.init_host(hostname())
     return driver
+
+
+def check_machine_type(driver: libvirt_driver.LibvirtDriver,
+                       image_meta: 'objects.ImageMeta') -> None:
+    """Refuse a machine type QEMU on this host does not offer.
+
+    libvirt would refuse it too, naming neither the image property nor
+    what this host offers.
+
+    :raises CommandError: exit status 1, naming ``hw_machine_type`` and
+        the machine types offered for the guest's architecture.
+    """
+    machine_type = image_meta.properties.get('hw_machine_type')
+    if not machine_type:
+        return
+    host = driver.host
+    arch = image_meta.properties.get('hw_architecture') or (
+        host.get_host_arch())
+    virt_type = CONF.libvirt.virt_type
+    offered: set[str] = set()
+    for guest in host.get_capabilities().guests:
+        if guest.arch == arch and virt_type in guest.domains:
+            offered.update(guest.domains[virt_type].machines)
+    if machine_type not in offered:
+        raise CommandError(
+            "this host cannot honour the request: image property "
+            "'hw_machine_type' is '%s', which QEMU here does not offer for "
+            "%s guests of virt type %s; it offers %s" % (
+                machine_type, arch, virt_type,
+                summarize_machine_types(offered) or 'none'),
+            exit_code=EXIT_FAILED)
+
+
+_VERSIONED_MACHINE = re.compile(r'(.+)-([0-9]+(?:\.[0-9]+)*)', re.ASCII)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split('.'))
+
+
+def summarize_machine_types(names: ty.Iterable[str]) -> str:
+    """``pc, q35, pc-q35-2.4 to pc-q35-7.2``: QEMU's machine types, with
+    each family of versioned ones as its oldest and newest.
+    """
+    plain = []
+    families: dict[str, list[str]] = {}
+    for name in names:
+        match = _VERSIONED_MACHINE.fullmatch(name)
+        if match:
+            families.setdefault(match.group(1), []).append(match.group(2))
+        else:
+            plain.append(name)
+    parts = sorted(plain)
+    for family, versions in sorted(families.items()):
+        versions.sort(key=_version_key)
+        if len(versions) == 1:
+            parts.append('%s-%s' % (family, versions[0]))
+        else:
+            parts.append('%s-%s to %s-%s' % (family, versions[0], family,
+                                              versions[-1]))
+    return ', '.join(parts)
 
 
 def version_str(version: ty.Sequence[int]) -> str:
@@ -227,6 +342,11 @@ def _one_line(text: str) -> str:
 
 def describe_error(exc: BaseException) -> str:
     """One line saying what went wrong, for standard error and reports."""
+    if not isinstance(exc, Exception):
+        # KeyboardInterrupt, or a signal the tool turned into an exception.
+        return _one_line(str(exc) or 'interrupted')
+    if isinstance(exc, CommandError):
+        return _one_line(str(exc))
     if isinstance(exc, exception.LibvirtEmbedUnavailable):
         return _one_line(exc.format_message())
     if isinstance(exc, exception.HypervisorUnavailable):
@@ -242,6 +362,8 @@ def describe_error(exc: BaseException) -> str:
 
 
 def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, CommandError):
+        return exc.exit_code
     if isinstance(exc, HOST_CANNOT_HONOUR):
         return EXIT_FAILED
     return EXIT_ERROR

@@ -7,10 +7,13 @@ can be tested without libvirt or placement.
 """
 
 import dataclasses
+import errno
 import json
+import os
 import sys
 import time
 import typing as ty
+import unicodedata
 
 #: Width of the label column of a text report.
 LABEL_WIDTH = 20
@@ -24,6 +27,47 @@ STATUS_SKIPPED = 'skipped'
 #: A report field: one line of text, several lines (a list), or nested
 #: fields (a dict).
 FieldValue = ty.Union[str, int, float, bool, None, list, dict]
+
+#: Unicode categories escaped in text output: controls (a newline, an
+#: escape sequence), format characters (bidirectional overrides) and line
+#: and paragraph separators. Any of them in a value the user or a service
+#: supplied could forge or hide lines of the report.
+_UNPRINTABLE_CATEGORIES = frozenset(('Cc', 'Cf', 'Zl', 'Zp'))
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped (``\\n``, ``\\x1b``).
+
+    Applied to everything the text report prints on one line, so that a
+    value can never start a line of its own.
+    """
+    if all(unicodedata.category(ch) not in _UNPRINTABLE_CATEGORIES
+           for ch in text):
+        return text
+    return ''.join(
+        ch.encode('unicode_escape').decode('ascii')
+        if unicodedata.category(ch) in _UNPRINTABLE_CATEGORIES else ch
+        for ch in text)
+
+
+class Inline(dict):
+    """A structured value (a flavor, an inventory) shown on one line.
+
+    JSON gets the object; the text report gets ``text`` or, by default,
+    ``key=value`` items separated by commas, as such values are given on
+    the command line.
+    """
+
+    def __init__(self, items: ty.Mapping[str, ty.Any],
+                 text: str | None = None) -> None:
+        super().__init__(items)
+        self.text = text
+
+    def __str__(self) -> str:
+        if self.text is not None:
+            return self.text
+        return ','.join('%s=%s' % (k, format_value(v))
+                        for k, v in self.items())
 
 
 @dataclasses.dataclass
@@ -59,6 +103,8 @@ class BootReport:
     error: str | None = None
     exit_code: int | None = None
     seconds: float | None = None
+    #: What the request asks that has no effect (see ``Output.warning``).
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -71,6 +117,7 @@ class BootReport:
             'error': self.error,
             'exit_code': self.exit_code,
             'seconds': _round(self.seconds),
+            'warnings': self.warnings,
         }
 
 
@@ -86,11 +133,12 @@ def to_json(document: ty.Mapping[str, ty.Any]) -> str:
 # --- text --------------------------------------------------------------------
 
 def format_value(value: FieldValue) -> str:
+    """One value on one line, its control characters escaped."""
     if value is None:
         return '-'
     if isinstance(value, bool):
         return 'yes' if value else 'no'
-    return str(value)
+    return printable(str(value))
 
 
 def label(key: str) -> str:
@@ -117,14 +165,16 @@ def _value_lines(value: FieldValue, indent: str) -> list[str]:
     """
     indent += '  '
     if isinstance(value, dict):
-        return [indent + '%s=%s' % (k, format_value(v))
+        return [indent + '%s=%s' % (printable(str(k)), format_value(v))
                 for k, v in value.items()]
     if isinstance(value, list):
         return [indent + '- ' + _item(item) for item in value]
-    return [indent + line for line in str(value).splitlines()]
+    return [indent + printable(line) for line in str(value).splitlines()]
 
 
 def _is_one_line(value: FieldValue) -> bool:
+    if isinstance(value, Inline):
+        return True
     return not isinstance(value, (dict, list)) and '\n' not in str(value)
 
 
@@ -151,7 +201,8 @@ def render_fields(fields: ty.Mapping[str, FieldValue],
 
 def stage_head(stage: Stage, number: int, total: int) -> str:
     """``[1/8] placement: embedded (sqlite://) ...``, printed first."""
-    return '[%d/%d] %s: %s ...' % (number, total, stage.name, stage.action)
+    return '[%d/%d] %s: %s ...' % (number, total, stage.name,
+                                   printable(stage.action))
 
 
 def stage_tail(stage: Stage) -> str:
@@ -160,7 +211,7 @@ def stage_tail(stage: Stage) -> str:
     if stage.seconds is not None:
         text += ' %.2fs' % stage.seconds
     if stage.result:
-        text += ' (%s)' % stage.result
+        text += ' (%s)' % printable(stage.result)
     return text
 
 
@@ -182,7 +233,7 @@ def boot_summary(report: BootReport) -> list[str]:
     else:
         lines = ['FAIL: the boot does not show %s firmware:' %
                  report.expected]
-    lines += ['  - %s' % problem for problem in report.problems]
+    lines += ['  - %s' % printable(problem) for problem in report.problems]
     return lines
 
 
@@ -248,33 +299,98 @@ class StageTimer:
         self._progress.finish(self.stage)
 
 
+class _GuardedStream:
+    """A standard stream that a closed pipe cannot break.
+
+    Once a reader has gone away (``nova-firmware boot | head``), writes
+    are dropped instead of raising ``BrokenPipeError``: what the command
+    does, a boot's cleanup above all, must not depend on anyone reading
+    its output. The stream is looked up at each write, so a caller (a
+    test) that replaced ``sys.stdout`` gets the output.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self.closed_by_reader = False
+
+    def _stream(self) -> ty.TextIO:
+        return getattr(sys, self._name)
+
+    def write(self, text: str) -> None:
+        if self.closed_by_reader:
+            return
+        try:
+            stream = self._stream()
+            stream.write(text)
+            stream.flush()
+        except OSError as exc:
+            if not isinstance(exc, BrokenPipeError) and (
+                    exc.errno not in (errno.EPIPE, errno.EINVAL)):
+                raise
+            self._reader_gone()
+
+    def flush(self) -> None:
+        self.write('')
+
+    def _reader_gone(self) -> None:
+        self.closed_by_reader = True
+        # Point the descriptor at /dev/null, or the interpreter's final
+        # flush of what is still buffered would fail once more at exit.
+        try:
+            fileno = self._stream().fileno()
+        except (AttributeError, OSError, ValueError):
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fileno)
+        finally:
+            os.close(devnull)
+
+
 class Output:
     """Where a command prints: the report on stdout, errors on stderr.
 
-    The streams are looked up when printing, so a caller (a test) that
-    replaced ``sys.stdout`` gets the output.
+    Warnings are printed as they come and kept for the JSON document.
     """
 
-    def __init__(self, prog: str, command: str, as_json: bool) -> None:
+    def __init__(self, prog: str, command: str | None,
+                 as_json: bool) -> None:
         self.prog = prog
         self.command = command
         self.as_json = as_json
+        self.warnings: list[str] = []
+        self.stdout = _GuardedStream('stdout')
+        self.stderr = _GuardedStream('stderr')
 
-    @property
-    def stdout(self) -> ty.TextIO:
-        return sys.stdout
+    def _prefix(self) -> str:
+        if self.command:
+            return '%s %s' % (self.prog, self.command)
+        return self.prog
 
     def lines(self, lines: ty.Iterable[str]) -> None:
         for line in lines:
-            print(line, file=sys.stdout, flush=True)
+            self.stdout.write(line + '\n')
 
     def json(self, document: ty.Mapping[str, ty.Any]) -> None:
-        print(to_json(document), file=sys.stdout, flush=True)
+        self.stdout.write(to_json(document) + '\n')
 
     def error(self, message: str) -> None:
-        print('%s %s: error: %s' % (self.prog, self.command, message),
-              file=sys.stderr, flush=True)
+        self.stderr.write('%s: error: %s\n' % (self._prefix(),
+                                                printable(message)))
 
     def warning(self, message: str) -> None:
-        print('%s %s: warning: %s' % (self.prog, self.command, message),
-              file=sys.stderr, flush=True)
+        self.warnings.append(message)
+        self.stderr.write('%s: warning: %s\n' % (self._prefix(),
+                                                  printable(message)))
+
+    def failure(self, message: str, exit_code: int) -> None:
+        """Say that the command could not run, as text or JSON.
+
+        The error line goes to stderr either way; with ``--json`` the
+        document on stdout says it too, so that a script reading it gets
+        a document for every outcome.
+        """
+        if self.as_json:
+            self.json({'command': self.command, 'error': message,
+                       'exit_code': exit_code, 'warnings': self.warnings})
+        self.error(message)

@@ -15,14 +15,22 @@ libvirt_general_opts = [
     cfg.StrOpt(
         'virt_type',
         default='kvm',
-        choices=('kvm', 'lxc', 'qemu', 'parallels'),
+        # Only the types of libvirt's QEMU driver, the one this driver
+        # supports: guests of the others (lxc, parallels) have no UEFI
+        # firmware to choose, and failed with a raw libvirt error.
+        choices=[
+            ('kvm', 'Hardware-assisted virtualization with KVM.'),
+            ('qemu', 'Software emulation (TCG): slower, and works on any '
+                     'host, including nested ones where KVM cannot run '
+                     'OVMF.'),
+        ],
         help="""
 Describes the virtualization type (or so called domain type) libvirt should
 use.
 
 The choice of this type must match the underlying virtualization strategy
-you have chosen for this host. ``qemu`` is plain software emulation (TCG),
-which works on any host, including nested ones where KVM cannot run OVMF.
+you have chosen for this host. Both types are served by libvirt's QEMU
+driver.
 
 Related options:
 
@@ -40,7 +48,8 @@ inside the nova process with all of its state under ``DIR``, with no daemon.
 
 Possible values:
 
-* An URI like ``qemu:///system`` or ``qemu:///embed?root=/var/lib/nova/embed``.
+* A URI such as ``qemu:///system`` or
+  ``qemu:///embed?root=/var/lib/nova/embed``.
 * An empty string (default): the URI is derived from ``virt_type``
   (``qemu:///system`` for ``kvm`` and ``qemu``).
 

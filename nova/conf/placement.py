@@ -11,24 +11,30 @@ placement_group = cfg.OptGroup(
     help="""
 Configuration options for connecting to the placement API service.
 
-By default placement runs embedded in the process (openstack-placement's
-direct mode on an SQLite database), which needs no deployment at all. Set
-``embedded = False`` and the usual keystoneauth options (``auth_type``,
-``auth_url``, ... or ``endpoint_override`` with ``auth_type = none``) to use a
-real placement deployment over HTTP.
+Services reach a placement deployment over HTTP through keystoneauth: set
+``auth_type`` and its credentials (``auth_type = password`` with
+``auth_url``, ``username``, ...), and ``endpoint_override`` if placement is
+not in the service catalog. Placement refuses requests that carry no token,
+so ``auth_type = none`` does not work, not even with placement's
+``auth_strategy = noauth2``; that one takes the token as the user name:
+``auth_type = admin_token`` with ``token = admin``. ``nova-firmware`` runs
+placement in its own process instead (``embedded``), needing no
+deployment.
 """)
 
 placement_opts = [
     cfg.BoolOpt(
         'embedded',
-        default=True,
+        default=False,
         help="""
-Run placement in-process instead of talking to a deployment over HTTP.
+Run placement in this process instead of reaching a deployment over HTTP.
 
-When true, the keystoneauth options of this group are ignored and an
-openstack-placement application is loaded in the process, storing its data
-in ``embedded_connection``. When false, placement is reached through a
-keystoneauth adapter configured by the options of this group.
+When true, an openstack-placement application is loaded in the process,
+storing its data in ``embedded_connection``, and the keystoneauth options
+of this group are ignored. This is for ``nova-firmware``, which turns it on
+by default so that it needs no deployment; a service such as
+``nova-compute`` must report to the placement the rest of the cloud uses,
+so leave it false in a service's configuration.
 
 Related options:
 

@@ -1,12 +1,34 @@
 """Nova common internal object model."""
 
+import typing as ty
+
 from oslo_versionedobjects import base as ovoo_base
 
+from nova import exception
 from nova import objects
 
 
 def _version_tuple(version: str) -> tuple:
     return tuple(int(x) for x in version.split('.'))
+
+
+def raise_on_too_new_values(version: tuple, primitive: dict, field: str,
+                            new_values: ty.Iterable[str]) -> None:
+    """Refuse to backport a value the target version does not define.
+
+    Dropping the field instead would change what the object means: an enum
+    value added in a later version (e.g. a memory encryption model) must
+    not turn into the default an older service assumes.
+
+    :raises nova.exception.ObjectActionError: if ``primitive[field]`` is
+        one of ``new_values``.
+    """
+    value = primitive.get(field)
+    if value in new_values:
+        raise exception.ObjectActionError(
+            action='obj_make_compatible',
+            reason='%s=%s not supported in version %s' % (
+                field, value, version))
 
 
 class NovaObjectRegistry(ovoo_base.VersionedObjectRegistry):

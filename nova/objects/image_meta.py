@@ -42,16 +42,29 @@ class ImageMeta(base.NovaObject):
     }
 
     @classmethod
-    def from_dict(cls, image_meta: ty.Mapping[str, ty.Any]) -> 'ImageMeta':
+    def from_dict(
+        cls,
+        image_meta: ty.Mapping[str, ty.Any],
+        strict: bool = True,
+        instance: ty.Optional['objects.Instance'] = None,
+    ) -> 'ImageMeta':
         """Create an ImageMeta from a Glance image dict.
 
         Property values come from Glance as strings and are coerced to the
-        types of ``ImageMetaProps``; a value that cannot be read raises
-        :class:`nova.exception.InvalidImagePropertyValue`. Unknown keys are
-        ignored, as Glance images carry many that Nova does not model.
+        types of ``ImageMetaProps``. Unknown keys are ignored, as Glance
+        images carry many that Nova does not model.
+
+        :param strict: True for a request entering Nova: a value that cannot
+            be read raises :class:`nova.exception.InvalidImagePropertyValue`.
+            False for properties already stored with an instance: such a
+            value is read as Nova has always read it, with a warning (see
+            :meth:`ImageMetaProps.from_dict`).
+        :param instance: the instance the properties are stored with, named
+            in those warnings.
         """
         image_meta = copy.deepcopy(dict(image_meta or {}))
-        props = ImageMetaProps.from_dict(image_meta.get('properties') or {})
+        props = ImageMetaProps.from_dict(image_meta.get('properties') or {},
+                                         strict=strict, instance=instance)
         image_meta = {k: v for k, v in image_meta.items()
                       if k in cls.fields and v is not None}
         image_meta['properties'] = props
@@ -65,12 +78,15 @@ class ImageMeta(base.NovaObject):
         """Create an ImageMeta from the ``image_*`` keys an instance stashed.
 
         After the first boot these, not Glance, are the source of truth.
+        They are read tolerantly: the instance may have been created by a
+        Nova that accepted values the API here refuses (``hw_*`` booleans
+        such as ``ture``), and it must keep booting as it was created.
         """
         sysmeta = instance.system_metadata or {}
         image_meta = utils.get_image_from_system_metadata(sysmeta)
         if instance.obj_attr_is_set('image_ref') and instance.image_ref:
             image_meta.setdefault('id', instance.image_ref)
-        return cls.from_dict(image_meta)
+        return cls.from_dict(image_meta, strict=False, instance=instance)
 
 
 @base.NovaObjectRegistry.register
@@ -83,10 +99,16 @@ class ImageMetaProps(base.NovaObject):
 
     # Version 1.0 - 1.37: Nova's history; of its fields this object carries
     #                     hw_architecture, hw_firmware_type, hw_machine_type,
-    #                     hw_mem_encryption, hw_mem_encryption_model and
-    #                     os_secure_boot.
+    #                     hw_mem_encryption and os_secure_boot.
     # Version 1.38: Added 'hw_firmware_stateless' field
-    VERSION = '1.38'
+    # Version 1.39 - 1.41: Nova's history (hw_vif_model 'igb',
+    #                      hw_sound_model, hw_usb_model and
+    #                      hw_redirected_usb_ports), not carried here.
+    # Version 1.42: Added 'hw_mem_encryption_model' field
+    # Version 1.43: Added 'amd-sev-snp' as an option to
+    #               hw_mem_encryption_model
+    # Version 1.44: Added 'intel-tdx' as an option to hw_mem_encryption_model
+    VERSION = '1.44'
 
     fields = {
         'hw_architecture': fields.ArchitectureField(),
@@ -100,10 +122,36 @@ class ImageMetaProps(base.NovaObject):
 
     def obj_make_compatible(self, primitive: dict,
                             target_version: str) -> None:
+        """Backport to ``target_version``, as Nova's own object does.
+
+        A field the target does not have is dropped when the older service
+        then reads the request the same way; a value it cannot hold is
+        refused with ``ObjectActionError``, since dropping it would quietly
+        give the guest less protection than it asked for.
+        """
         super().obj_make_compatible(primitive, target_version)
-        target_version = versionutils.convert_version_to_tuple(
-            target_version)
-        if target_version < (1, 38):
+        target = versionutils.convert_version_to_tuple(target_version)
+        model = fields.MemEncryptionModel
+        if target < (1, 44):
+            base.raise_on_too_new_values(
+                target, primitive, 'hw_mem_encryption_model',
+                (model.INTEL_TDX,))
+        if target < (1, 43):
+            # Dropped, the model would read as plain SEV on the older
+            # service (and below 1.38 without the stateless firmware
+            # SEV-SNP needs): refuse instead.
+            base.raise_on_too_new_values(
+                target, primitive, 'hw_mem_encryption_model',
+                (model.AMD_SEV_SNP,))
+        if target < (1, 42):
+            # Before 1.42 memory encryption always meant AMD SEV. Nova
+            # drops any model here; SEV-ES would then become plain SEV on
+            # the older service, so only the model it assumes anyway goes.
+            base.raise_on_too_new_values(
+                target, primitive, 'hw_mem_encryption_model',
+                (model.AMD_SEV_ES,))
+            primitive.pop('hw_mem_encryption_model', None)
+        if target < (1, 38):
             # An older service cannot boot stateless firmware; it must not
             # see the field rather than misread it.
             primitive.pop('hw_firmware_stateless', None)
@@ -123,14 +171,26 @@ class ImageMetaProps(base.NovaObject):
 
     @classmethod
     def from_dict(
-        cls, image_props: ty.Mapping[str, ty.Any],
+        cls,
+        image_props: ty.Mapping[str, ty.Any],
+        strict: bool = True,
+        instance: ty.Optional['objects.Instance'] = None,
     ) -> 'ImageMetaProps':
         """Create an ImageMetaProps from Glance image properties.
 
+        :param strict: where a request enters Nova (server create, rebuild)
+            booleans are strict: a misspelt ``hw_firmware_stateless`` must
+            not be read as false and quietly give writable firmware. For
+            properties stored with an instance (``strict=False``) a boolean
+            that is not one is read as false, as Nova's
+            ``FlexibleBooleanField`` reads it and so as the instance was
+            built by a Nova that accepted it; any other value that cannot be
+            read is ignored, as if unset. Both are logged as warnings.
+        :param instance: the instance the properties are stored with, for
+            the warnings.
         :raises nova.exception.InvalidImagePropertyValue: naming the property
-            and the accepted values, for any value that cannot be read.
-            Booleans are strict: a misspelt ``hw_firmware_stateless`` must
-            not be read as false and quietly give writable firmware.
+            and the accepted values, for any value that cannot be read, if
+            ``strict``.
         """
         obj = cls()
         props = dict(image_props or {})
@@ -142,8 +202,14 @@ class ImageMetaProps(base.NovaObject):
                 props[current] = props[legacy]
                 sources[current] = legacy
         for name in cls.fields:
-            if name in props:
+            if name not in props:
+                continue
+            try:
                 obj._set_checked(name, props[name], sources[name])
+            except exception.InvalidImagePropertyValue as ex:
+                if strict:
+                    raise
+                obj._set_stored(name, props[name], ex, instance)
         return obj
 
     def _set_checked(self, name: str, value: ty.Any,
@@ -158,6 +224,25 @@ class ImageMetaProps(base.NovaObject):
             raise exception.InvalidImagePropertyValue(
                 name=source or name, value=value,
                 accepted=accepted_values(name))
+
+    def _set_stored(self, name: str, value: ty.Any,
+                    error: exception.InvalidImagePropertyValue,
+                    instance: ty.Optional['objects.Instance']) -> None:
+        """Read a stored value the strict parser refused, as Nova would."""
+        if isinstance(self.fields[name], fields.FlexibleBooleanField):
+            setattr(self, name,
+                    strutils.bool_from_string(value, strict=False))
+            reading = "read as '%s', as Nova has always read it" % (
+                str(getattr(self, name)).lower())
+        else:
+            reading = 'ignored, as if unset'
+        LOG.warning(
+            '%(error)s The value is stored with instance %(uuid)s and is '
+            '%(reading)s. Rebuild the instance onto an image with a valid '
+            'value to silence this warning.',
+            {'error': error.format_message(), 'reading': reading,
+             'uuid': (instance.uuid if instance is not None and
+                      instance.obj_attr_is_set('uuid') else '(unknown)')})
 
 
 def accepted_values(name: str) -> str:

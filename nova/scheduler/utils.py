@@ -11,6 +11,7 @@ from oslo_log import log as logging
 from nova import exception
 from nova import objects
 from nova.objects import fields
+from nova.virt import driver as virt_driver
 from nova.virt import hardware
 
 LOG = logging.getLogger(__name__)
@@ -24,6 +25,8 @@ RESOURCES_PREFIX = 'resources:'
 TRAIT_PREFIX = 'trait:'
 TRAIT_REQUIRED = 'required'
 TRAIT_FORBIDDEN = 'forbidden'
+#: Prefix of the traits naming a host's CPU architecture.
+ARCH_TRAIT_PREFIX = 'HW_ARCH_'
 
 
 class ResourceRequest:
@@ -36,6 +39,9 @@ class ResourceRequest:
     def __init__(self, limit: ty.Optional[int] = DEFAULT_PLACEMENT_LIMIT):
         self.resources: dict[str, int] = {}
         self.required_traits: set[str] = set()
+        #: Groups of traits of which the provider needs at least one each
+        #: (placement's ``required=in:A,B``).
+        self.required_any_traits: list[frozenset[str]] = []
         self.forbidden_traits: set[str] = set()
         self.limit = limit
 
@@ -49,7 +55,11 @@ class ResourceRequest:
 
         ``COMPUTE_SECURITY_STATELESS_FIRMWARE`` is required exactly when
         :func:`nova.virt.hardware.get_stateless_firmware_constraint` is true:
-        not for an unset property, not for ``false``, not for BIOS.
+        not for an unset property, not for ``false``, not for BIOS; for an
+        image whose firmware the host's architecture decides, either the
+        trait or the architecture trait of a BIOS host. Memory
+        encryption asks for a ``MEM_ENCRYPTION_CONTEXT`` and the CPU trait
+        of its model (``HW_CPU_X86_AMD_SEV_SNP`` for SEV-SNP, ...).
         """
         res_req = cls(limit=limit)
         flavor = request_spec.flavor
@@ -60,15 +70,41 @@ class ResourceRequest:
         if image_meta is None:
             return res_req
         if hardware.get_stateless_firmware_constraint(image_meta):
-            res_req.required_traits.add(
-                os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE)
+            res_req._require_stateless_firmware(image_meta)
         secure_boot = hardware.get_secure_boot_constraint(flavor, image_meta)
         if secure_boot == fields.SecureBoot.REQUIRED:
             res_req.required_traits.add(
                 os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT)
-        if hardware.get_mem_encryption_model(flavor, image_meta):
+            # Both traits together do not make it: the host needs a
+            # stateless firmware with enrolled keys.
+            if os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE in (
+                    res_req.required_traits):
+                res_req.required_traits.add(
+                    virt_driver.STATELESS_SECURE_BOOT_TRAIT)
+        mem_encryption_model = hardware.get_mem_encryption_model(
+            flavor, image_meta)
+        if mem_encryption_model:
             res_req.resources[orc.MEM_ENCRYPTION_CONTEXT] = 1
+            res_req.required_traits.add(
+                hardware.MEM_ENCRYPTION_MODEL_TRAITS[mem_encryption_model])
         return res_req
+
+    def _require_stateless_firmware(
+            self, image_meta: 'objects.ImageMeta') -> None:
+        if not hardware.firmware_type_depends_on_host(image_meta):
+            self.required_traits.add(
+                os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE)
+            return
+        # The guest boots the default firmware of the host's architecture:
+        # UEFI on aarch64, where stateless firmware must be supported, BIOS
+        # elsewhere, where the request is met by nature. So: a host with
+        # the trait, or one whose architecture trait says it boots BIOS.
+        bios_archs = frozenset(
+            trait for trait in os_traits.get_traits(prefix=ARCH_TRAIT_PREFIX)
+            if trait[len(ARCH_TRAIT_PREFIX):].lower() not in
+            hardware.UEFI_DEFAULT_ARCHITECTURES)
+        self.required_any_traits.append(frozenset(
+            {os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE}) | bios_archs)
 
     def _add_flavor_resources(self, flavor: 'objects.Flavor',
                               is_bfv: bool) -> None:
@@ -115,7 +151,8 @@ class ResourceRequest:
     def to_querystring(self) -> str:
         """Render the ``GET /allocation_candidates`` query.
 
-        Forbidden traits need placement microversion 1.22 or later.
+        Forbidden traits need placement microversion 1.22 or later, a
+        ``required=in:`` group 1.39.
         """
         qparams: list[tuple[str, str]] = []
         resources = ','.join(
@@ -126,6 +163,8 @@ class ResourceRequest:
             '!' + t for t in self.forbidden_traits)
         if traits:
             qparams.append(('required', ','.join(traits)))
+        for any_of in self.required_any_traits:
+            qparams.append(('required', 'in:' + ','.join(sorted(any_of))))
         if self.limit is not None:
             qparams.append(('limit', str(self.limit)))
         return parse.urlencode(sorted(qparams), safe=',:!')

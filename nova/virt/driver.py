@@ -15,14 +15,22 @@ if ty.TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
+#: The host can boot a guest with stateless firmware *and* enforce secure
+#: boot: a firmware of mode 'stateless' with enrolled keys. Neither standard
+#: trait implies it (Debian's OVMF gives both and not this), and os-traits
+#: has none for it, so it is a custom trait the driver creates.
+STATELESS_SECURE_BOOT_TRAIT = (
+    'CUSTOM_COMPUTE_SECURITY_STATELESS_UEFI_SECURE_BOOT')
+
 #: Driver capabilities that are reported to placement as traits on the
-#: compute node resource provider: capability name -> os_traits constant.
+#: compute node resource provider: capability name -> trait.
 CAPABILITY_TRAITS_MAP = {
     'supports_image_type_qcow2': os_traits.COMPUTE_IMAGE_TYPE_QCOW2,
     'supports_image_type_raw': os_traits.COMPUTE_IMAGE_TYPE_RAW,
     'supports_secure_boot': os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT,
     'supports_stateless_firmware':
         os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE,
+    'supports_stateless_secure_boot': STATELESS_SECURE_BOOT_TRAIT,
 }
 
 
@@ -36,6 +44,7 @@ class ComputeDriver:
         'supports_image_type_raw': False,
         'supports_secure_boot': False,
         'supports_stateless_firmware': False,
+        'supports_stateless_secure_boot': False,
     }
 
     def __init__(self, virtapi: ty.Any = None) -> None:

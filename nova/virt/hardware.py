@@ -8,6 +8,7 @@ to build the guest.
 
 import typing as ty
 
+import os_traits
 from oslo_log import log as logging
 from oslo_utils import strutils
 
@@ -23,27 +24,60 @@ UEFI_DEFAULT_ARCHITECTURES = (fields.Architecture.AARCH64,)
 #: Machine types on which memory encryption can work (x86 needs q35).
 MEM_ENCRYPTION_MACHINE_TYPE_PREFIXES = ('q35', 'pc-q35')
 
+#: The CPU trait a host reports when it can run guests of each memory
+#: encryption model; a free MEM_ENCRYPTION_CONTEXT alone does not say which
+#: models the host's CPU and firmware support.
+MEM_ENCRYPTION_MODEL_TRAITS = {
+    fields.MemEncryptionModel.AMD_SEV: os_traits.HW_CPU_X86_AMD_SEV,
+    fields.MemEncryptionModel.AMD_SEV_ES: os_traits.HW_CPU_X86_AMD_SEV_ES,
+    fields.MemEncryptionModel.AMD_SEV_SNP: os_traits.HW_CPU_X86_AMD_SEV_SNP,
+    fields.MemEncryptionModel.INTEL_TDX: os_traits.HW_CPU_X86_INTEL_TDX,
+}
 
-def get_firmware_type(image_meta: 'objects.ImageMeta') -> str:
+
+def get_firmware_type(image_meta: 'objects.ImageMeta',
+                      arch: ty.Optional[str] = None) -> str:
     """Return the firmware a guest of this image boots: 'uefi' or 'bios'.
 
     ``hw_firmware_type`` when the image sets it, otherwise the default of
-    the image's architecture (UEFI for aarch64, BIOS for x86).
+    the guest architecture (UEFI for aarch64, BIOS for x86).
+
+    :param arch: the guest architecture, where the caller knows it (the
+        compute host: the image's ``hw_architecture``, else its own). By
+        default the image's ``hw_architecture``; with neither, BIOS, the
+        default of x86.
     """
     props = image_meta.properties
     firmware_type = props.get('hw_firmware_type')
     if firmware_type is not None:
         return firmware_type
-    if props.get('hw_architecture') in UEFI_DEFAULT_ARCHITECTURES:
+    if (arch or props.get('hw_architecture')) in UEFI_DEFAULT_ARCHITECTURES:
         return fields.FirmwareType.UEFI
     return fields.FirmwareType.BIOS
 
 
+def firmware_type_depends_on_host(image_meta: 'objects.ImageMeta') -> bool:
+    """Whether the guest's firmware is only known once a host is chosen.
+
+    An image that sets neither ``hw_firmware_type`` nor ``hw_architecture``
+    boots the default firmware of the host's architecture: BIOS on x86,
+    UEFI on aarch64.
+    """
+    props = image_meta.properties
+    return (props.get('hw_firmware_type') is None and
+            props.get('hw_architecture') is None)
+
+
 def get_stateless_firmware_constraint(
     image_meta: 'objects.ImageMeta',
+    arch: ty.Optional[str] = None,
 ) -> ty.Optional[bool]:
     """Return whether the image asks for stateless firmware.
 
+    :param arch: the guest architecture where the caller knows it, as for
+        :func:`get_firmware_type`. Without it, an image whose firmware
+        depends on the host (:func:`firmware_type_depends_on_host`) is
+        taken at its word: it may land on a host that boots it UEFI.
     :returns: None when ``hw_firmware_stateless`` is unset, or when the
         guest boots BIOS: BIOS keeps no variable store, so the request is
         satisfied by nature and no host capability is needed (it is logged
@@ -53,7 +87,9 @@ def get_stateless_firmware_constraint(
     stateless = image_meta.properties.get('hw_firmware_stateless')
     if stateless is None:
         return None
-    if get_firmware_type(image_meta) == fields.FirmwareType.BIOS:
+    if arch is None and firmware_type_depends_on_host(image_meta):
+        return stateless
+    if get_firmware_type(image_meta, arch) == fields.FirmwareType.BIOS:
         if stateless:
             LOG.warning(
                 "Image property 'hw_firmware_stateless' is ignored for an "
@@ -97,6 +133,7 @@ def _parse_flavor_bool(name: str, value: ty.Optional[str]):
 def get_secure_boot_constraint(
     flavor: 'objects.Flavor',
     image_meta: 'objects.ImageMeta',
+    arch: ty.Optional[str] = None,
 ) -> ty.Optional[str]:
     """Return the secure boot policy of a request, or None when unset.
 
@@ -122,7 +159,7 @@ def get_secure_boot_constraint(
             flavor_value=flavor_policy, image_key='os_secure_boot',
             image_value=image_policy)
     policy = flavor_policy or image_policy
-    firmware_type = get_firmware_type(image_meta)
+    firmware_type = get_firmware_type(image_meta, arch)
     if (policy == fields.SecureBoot.REQUIRED and
             firmware_type != fields.FirmwareType.UEFI):
         raise exception.SecureBootRequiresUEFI(firmware_type=firmware_type)

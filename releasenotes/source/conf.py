@@ -13,10 +13,12 @@
 """Sphinx configuration of the release notes (``tox -e releasenotes``).
 
 reno reads the notes from the git history of the repository, so a note
-appears here once it is committed.
+appears here once it is committed, under the version of the first tag
+that contains it.
 """
 
 extensions = [
+    'openstackdocstheme',
     'reno.sphinxext',
 ]
 
@@ -24,9 +26,12 @@ source_suffix = {'.rst': 'restructuredtext'}
 master_doc = 'index'
 exclude_patterns = ['_build']
 
-project = 'Nova: stateless UEFI firmware release notes'
-copyright = 'OpenStack Foundation'
+project = 'nova-stateless-firmware release notes'
+copyright = '2024-present, OpenStack Foundation'
 
-pygments_style = 'sphinx'
+pygments_style = 'native'
+# Literal blocks in the notes are commands and output: not Python.
+highlight_language = 'none'
 
-html_theme = 'alabaster'
+html_theme = 'openstackdocs'
+html_use_index = False

@@ -1,11 +1,14 @@
 """The placement client of the compute and scheduler services.
 
 The compute side keeps its node's resource provider in placement up to date:
-``get_provider_tree_and_ensure_root`` gives the virt driver a fresh picture of
-the provider, the driver edits it in ``update_provider_tree``, and
-``update_from_provider_tree`` writes back what the driver changed. The
-scheduler side asks ``get_allocation_candidates`` which providers can host a
-request.
+``get_provider_tree_and_ensure_root`` gives the virt driver a picture of the
+provider, the driver edits it in ``update_provider_tree``, and
+``update_from_provider_tree`` writes back what the driver changed. As in
+Nova, the picture comes from a cache that is read from placement again only
+every ``[compute] resource_provider_association_refresh`` seconds, or at
+once when a write finds it stale: a periodic sync that changes nothing sends
+placement no request at all. The scheduler side asks
+``get_allocation_candidates`` which providers can host a request.
 
 Traits on a compute node provider have several owners: the driver reports
 capabilities, operators add ``CUSTOM_*`` traits, other services add their
@@ -18,6 +21,7 @@ of the fresh traits, so that nobody else's trait is lost.
 import collections
 import contextlib
 import threading
+import time
 import typing as ty
 from urllib import parse
 
@@ -28,9 +32,11 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from nova.compute import provider_tree
+import nova.conf
 from nova import exception
 from nova.scheduler.client import embedded
 
+CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
 # Each call names the placement microversion it is written against, so a
@@ -109,6 +115,13 @@ def placement_client(
         yield get_placement_adapter(conf)
 
 
+def _is_json_object(resp) -> bool:
+    try:
+        return isinstance(resp.json(), dict)
+    except ValueError:
+        return False
+
+
 def _error_code(resp) -> str | None:
     try:
         return resp.json()['errors'][0]['code']
@@ -143,6 +156,11 @@ class SchedulerReportClient:
         # recent generation, i.e. what a caller's tree was built from.
         self._snapshots: dict[str, collections.OrderedDict] = {}
         self._known_traits: set[str] = set()
+        # uuid -> time.monotonic() of the provider's last read from
+        # placement; no entry means it must be read before it is used.
+        self._association_refresh_time: dict[str, float] = {}
+        # Compute node UUID -> UUID of the provider used for it.
+        self._provider_for: dict[str, str] = {}
         self.write_counts: collections.Counter = collections.Counter()
 
     @property
@@ -167,6 +185,13 @@ class SchedulerReportClient:
         if resp.status_code >= 400:
             LOG.debug('Placement answered %s %s with %d: %s',
                       method, url, resp.status_code, resp.text)
+        elif resp.content and not _is_json_object(resp):
+            # Not placement (a proxy's page, a wrong endpoint): say so,
+            # rather than fail on it later as a missing key.
+            raise exception.PlacementAPIConnectFailure(
+                reason='%s %s answered %d with a body that is not a JSON '
+                       'object: %.80r' % (method, url, resp.status_code,
+                                          resp.text))
         return resp
 
     def _get(self, url: str, version: str):
@@ -261,16 +286,45 @@ class SchedulerReportClient:
 
     def get_provider_tree_and_ensure_root(
             self, rp_uuid: str, name: str) -> provider_tree.ProviderTree:
-        """Return a fresh copy of the client's providers.
+        """Return a copy of the client's providers.
 
-        The root provider is created in placement if needed, and its
-        generation, inventory and traits are read from placement on every
-        call, so the driver sees what others changed since the last one.
+        The root provider is created in placement if needed. Its generation,
+        inventory and traits come from the client's cache, read from
+        placement when the provider is first seen and again once the cache
+        is older than ``[compute] resource_provider_association_refresh``
+        or after a write failed. A change someone else made in between is
+        not lost: writes carry the cached generation, placement refuses a
+        stale one and ``update_from_provider_tree`` then re-reads the
+        provider and applies only the caller's change on top.
         """
         with self._lock:
-            uuid = self._ensure_resource_provider(rp_uuid, name)
-            self._refresh_provider(uuid)
+            # The provider used for rp_uuid may have another UUID (see
+            # _ensure_resource_provider).
+            uuid = self._provider_for.get(rp_uuid, rp_uuid)
+            if (not self._provider_tree.exists(uuid) or
+                    self._associations_stale(uuid)):
+                uuid = self._ensure_resource_provider(rp_uuid, name)
+                self._refresh_provider(uuid)
+                self._provider_for[rp_uuid] = uuid
             return self._copy_of_view()
+
+    def _associations_stale(self, uuid: str) -> bool:
+        """Whether the provider's cached data must be read again.
+
+        It must if it was never read or a write to it failed since; else
+        once it is older than ``resource_provider_association_refresh``
+        seconds, unless that is zero (never).
+        """
+        refreshed = self._association_refresh_time.get(uuid)
+        if refreshed is None:
+            return True
+        interval = CONF.compute.resource_provider_association_refresh
+        return interval > 0 and time.monotonic() - refreshed > interval
+
+    def invalidate_resource_provider(self, uuid: str) -> None:
+        """Read the provider from placement before its next use."""
+        with self._lock:
+            self._association_refresh_time.pop(uuid, None)
 
     def _copy_of_view(self) -> provider_tree.ProviderTree:
         tree = provider_tree.ProviderTree()
@@ -297,7 +351,11 @@ class SchedulerReportClient:
             raise exception.ResourceProviderRetrievalFailed(uuid=uuid)
         self._provider_tree.update_inventory(uuid, inventory, inv_generation)
         self._provider_tree.update_traits(uuid, traits.traits)
+        # A trait on a provider exists in placement: writing it back later
+        # needs no lookup.
+        self._known_traits.update(traits.traits)
         self._remember(uuid)
+        self._association_refresh_time[uuid] = time.monotonic()
 
     def _remember(self, uuid: str) -> None:
         data = self._provider_tree.data(uuid)
@@ -325,6 +383,7 @@ class SchedulerReportClient:
         if self._provider_tree.exists(uuid):
             self._provider_tree.remove(uuid)
         self._snapshots.pop(uuid, None)
+        self._association_refresh_time.pop(uuid, None)
 
     def set_inventory_for_provider(self, rp_uuid: str, inventory: dict,
                                    generation: int | None = None) -> None:
@@ -460,7 +519,13 @@ class SchedulerReportClient:
         """
         with self._lock:
             for uuid in new_tree.get_provider_uuids():
-                self._update_provider(new_tree.data(uuid))
+                try:
+                    self._update_provider(new_tree.data(uuid))
+                except Exception:
+                    # Whatever placement holds now is unknown: the next
+                    # call reads it rather than trusting the cache.
+                    self.invalidate_resource_provider(uuid)
+                    raise
 
     def _base_of(self, uuid: str, desired: provider_tree.ProviderData
                  ) -> provider_tree.ProviderData:
@@ -541,12 +606,21 @@ class SchedulerReportClient:
         :returns: True when placement accepted the claim, False when it was
             refused (the resources went to someone else in between).
         """
+        allocations = alloc_request['allocations']
+        # A new consumer: placement refuses the claim if one exists.
+        generation = None
+        current = self._get_allocations(consumer_uuid)
+        if current is not None and current['allocations']:
+            # An instance being evacuated keeps what it holds on its
+            # source until that host is cleaned up: claim both.
+            allocations = _merge_allocations(current['allocations'],
+                                             allocations)
+            generation = current['consumer_generation']
         payload = {
-            'allocations': alloc_request['allocations'],
+            'allocations': allocations,
             'project_id': project_id,
             'user_id': user_id,
-            # A new consumer: placement refuses the claim if one exists.
-            'consumer_generation': None,
+            'consumer_generation': generation,
         }
         resp = self._request('PUT', '/allocations/%s' % consumer_uuid,
                              ALLOCATIONS_VERSION, write_kind='allocations',
@@ -556,6 +630,75 @@ class SchedulerReportClient:
                         {'uuid': consumer_uuid, 'err': resp.text})
             return False
         return True
+
+    def _get_allocations(self, consumer_uuid: str) -> dict | None:
+        resp = self._get('/allocations/%s' % consumer_uuid,
+                         ALLOCATIONS_VERSION)
+        if resp.status_code != 200:
+            return None
+        return resp.json()
+
+    def move_allocations(self, source_consumer: str, target_consumer: str,
+                         project_id: str, user_id: str) -> bool:
+        """Move all of a consumer's allocations to another, atomically.
+
+        As Nova does for a cold migration: the instance's allocation on
+        its source becomes the migration's, so the instance can claim its
+        destination, and back on revert. One ``POST /allocations`` writes
+        both consumers with their generations, so a concurrent change to
+        either makes it fail rather than lose or double resources.
+
+        :returns: True when placement took the move; False when there was
+            nothing to move or placement refused it.
+        """
+        source = self._get_allocations(source_consumer)
+        if not source or not source['allocations']:
+            return False
+        target = self._get_allocations(target_consumer) or {}
+        payload = {
+            source_consumer: {
+                'allocations': {},
+                'project_id': project_id, 'user_id': user_id,
+                'consumer_generation': source['consumer_generation']},
+            target_consumer: {
+                'allocations': {
+                    rp: {'resources': alloc['resources']}
+                    for rp, alloc in source['allocations'].items()},
+                'project_id': project_id, 'user_id': user_id,
+                'consumer_generation': target.get('consumer_generation')},
+        }
+        resp = self._request('POST', '/allocations', ALLOCATIONS_VERSION,
+                             write_kind='allocations', payload=payload)
+        if resp.status_code != 204:
+            LOG.warning('Unable to move allocations of %(src)s to %(dst)s: '
+                        '%(err)s', {'src': source_consumer,
+                                    'dst': target_consumer,
+                                    'err': resp.text})
+            return False
+        return True
+
+    def remove_provider_from_allocation(self, consumer_uuid: str,
+                                        rp_uuid: str, project_id: str,
+                                        user_id: str) -> bool:
+        """Drop what a consumer holds on one provider, keep the rest.
+
+        For the source host of an evacuated instance, once cleaned up.
+        """
+        current = self._get_allocations(consumer_uuid)
+        if not current or rp_uuid not in current['allocations']:
+            return False
+        payload = {
+            'allocations': {
+                rp: {'resources': alloc['resources']}
+                for rp, alloc in current['allocations'].items()
+                if rp != rp_uuid},
+            'project_id': project_id, 'user_id': user_id,
+            'consumer_generation': current['consumer_generation'],
+        }
+        resp = self._request('PUT', '/allocations/%s' % consumer_uuid,
+                             ALLOCATIONS_VERSION, write_kind='allocations',
+                             payload=payload)
+        return resp.status_code == 204
 
     def get_allocations_for_consumer(self, consumer_uuid: str) -> dict:
         """Provider uuid -> resources placement holds for a consumer."""
@@ -571,3 +714,14 @@ class SchedulerReportClient:
         resp = self._request('DELETE', '/allocations/%s' % consumer_uuid,
                              ALLOCATIONS_VERSION, write_kind='allocations')
         return resp.status_code == 204
+
+
+def _merge_allocations(current: dict, claimed: dict) -> dict:
+    """A consumer's allocations with another claim added, by provider."""
+    merged = {rp: {'resources': dict(alloc['resources'])}
+              for rp, alloc in current.items()}
+    for rp, alloc in claimed.items():
+        resources = merged.setdefault(rp, {'resources': {}})['resources']
+        for rc, amount in alloc['resources'].items():
+            resources[rc] = resources.get(rc, 0) + amount
+    return merged

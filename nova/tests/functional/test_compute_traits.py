@@ -11,6 +11,7 @@ the image. Upgrades and downgrades are service restarts: a new driver and
 manager on the same host name, posing as the new version.
 """
 
+from lxml import etree
 import os_traits
 
 from nova.compute import api as compute_api
@@ -23,12 +24,23 @@ from nova import test
 from nova.tests.fixtures import compute as compute_fixture
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.fixtures import placement as placement_fixture
+from nova.virt import driver as virt_driver
 from nova.virt.libvirt import driver as libvirt_driver
 
 STATELESS = os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE
 OLD, NEW = 'compute-old', 'compute-new'
 OLD_LIBVIRT, NEW_LIBVIRT = (8, 5, 0), (8, 6, 0)
 OPERATOR_TRAIT = 'CUSTOM_RACK_A'
+ARM = 'compute-arm'
+SECURE = 'compute-secure'
+STATELESS_SB_CODE = '/usr/share/OVMF/OVMF.stateless.secboot.fd'
+AAVMF_CODE = '/usr/share/AAVMF/AAVMF_CODE.fd'
+AAVMF_VARS = '/usr/share/AAVMF/AAVMF_VARS.fd'
+#: An aarch64 host, which boots UEFI unless an image says otherwise.
+ARM_HOST = {'debian_firmware': False, 'arch': 'aarch64',
+            'emulator': '/usr/bin/qemu-system-aarch64',
+            'machine_types': {'virt': 'virt-7.2', 'virt-7.2': None},
+            'default_machine_type': 'virt-7.2'}
 #: Fits once on a host (16384 MiB, 512 reserved), not twice.
 BIG_MEMORY_MB = 10000
 
@@ -64,16 +76,34 @@ class ComputeTraitsTestCase(test.NoDBTestCase):
         self.start_compute(OLD, OLD_LIBVIRT)
         self.start_compute(NEW, NEW_LIBVIRT)
 
-    def start_compute(self, host: str, lv_ver: tuple
+    def start_compute(self, host: str, lv_ver: tuple,
+                      failing_probes: int = 0,
+                      stateless_secure_firmware: bool = False,
+                      **host_config
                       ) -> compute_manager.ComputeManager:
         """Start (or restart) the compute service of ``host``.
 
         The fake hypervisor installed here serves the connection the new
         driver opens in ``init_host``; the driver keeps that connection
-        when the next host's fake is installed.
+        when the next host's fake is installed. ``failing_probes``: that
+        many domain capabilities calls fail first, as a QEMU probe that
+        times out while the host is busy.
         """
         fake = self.useFixture(fakelibvirt.FakeLibvirtFixture(
-            lv_ver=lv_ver, hostname=host))
+            lv_ver=lv_ver, hostname=host, **host_config))
+        if stateless_secure_firmware:
+            # A firmware made for stateless use, its keys enrolled in the
+            # executable, as built for confidential guests.
+            fake.write_stateless_descriptor(
+                '30-stateless-secure.json', executable=STATELESS_SB_CODE,
+                features=('enrolled-keys', 'requires-smm', 'secure-boot'))
+        if host_config.get('arch') == 'aarch64':
+            fake.write_split_descriptor(
+                '60-edk2-aarch64.json', AAVMF_CODE, AAVMF_VARS,
+                arch='aarch64', machines=('virt-*',))
+        for _ in range(failing_probes):
+            fake.fail_next('getDomainCapabilities',
+                           message='QEMU probe timed out')
         compute = compute_manager.ComputeManager(
             libvirt_driver.LibvirtDriver(),
             report.SchedulerReportClient(self.operator), host=host)
@@ -104,7 +134,7 @@ class ComputeTraitsTestCase(test.NoDBTestCase):
         alloc_reqs, _summaries, _version = (
             self.scheduler.report_client.get_allocation_candidates(
                 resource_request))
-        by_uuid = {self.rp_uuid(host): host for host in (OLD, NEW)}
+        by_uuid = {self.rp_uuid(host): host for host in self.computes}
         return {by_uuid[rp] for ar in alloc_reqs for rp in ar['allocations']}
 
     def schedule(self, image: dict, memory_mb: int = 256):
@@ -199,3 +229,68 @@ class ComputeTraitsTestCase(test.NoDBTestCase):
         self.assertRaises(exception.NoValidHost,
                           self.scheduler.select_destinations, spec)
         self.assertEqual({OLD, NEW}, self.candidate_hosts(OTHER_IMAGES[0]))
+
+    def test_failed_probe_at_restart_retried_at_next_periodic(self):
+        # The restart fails the probes of init_host and of the sync that
+        # follows it: the trait is withdrawn.
+        compute = self.start_compute(NEW, NEW_LIBVIRT, failing_probes=3)
+        self.assertNotIn(STATELESS, self.traits(NEW))
+        self.assertEqual(set(), self.candidate_hosts(STATELESS_IMAGE))
+
+        compute.update_available_resource()
+
+        self.assertIn(STATELESS, self.traits(NEW))
+        self.assertIn(os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT,
+                      self.traits(NEW))
+        self.assertEqual(NEW, self.build(STATELESS_IMAGE))
+
+    def test_host_architecture_decides_when_the_image_does_not(self):
+        # An image with stateless firmware and nothing else boots BIOS on
+        # the x86 hosts (met by nature) and UEFI on an aarch64 one, which
+        # therefore needs the trait.
+        image = make_image(hw_firmware_stateless='true')
+        self.start_compute(ARM, OLD_LIBVIRT, **ARM_HOST)
+        self.assertIn(os_traits.HW_ARCH_AARCH64, self.traits(ARM))
+        self.assertNotIn(STATELESS, self.traits(ARM))
+        self.assertEqual({OLD, NEW}, self.candidate_hosts(image))
+
+        compute = self.start_compute(ARM, NEW_LIBVIRT, **ARM_HOST)
+        self.assertIn(STATELESS, self.traits(ARM))
+        self.assertEqual({OLD, NEW, ARM}, self.candidate_hosts(image))
+        # On the aarch64 host the guest boots stateless UEFI.
+        instance, _spec = self.create(image)
+        compute.build_and_run_instance(None, instance, instance.image_meta)
+        domain = self.hypervisors[ARM].domains[instance.name]
+        os_node = etree.fromstring(domain.XMLDesc(0)).find('os')
+        self.assertEqual('aarch64', os_node.find('type').get('arch'))
+        self.assertEqual(AAVMF_CODE, os_node.findtext('loader'))
+        self.assertEqual('yes', os_node.find('loader').get('stateless'))
+        self.assertIsNone(os_node.find('nvram'))
+        self.assertEqual({}, self.hypervisors[ARM].nvram)
+
+    def test_stateless_secure_boot_only_where_a_firmware_enforces_it(self):
+        image = make_image(hw_firmware_type='uefi',
+                           hw_firmware_stateless='true',
+                           hw_machine_type='q35', os_secure_boot='required')
+        # NEW reports both standard traits, but its OVMF enforces secure
+        # boot only with a variable store: refused before any compute.
+        self.assertLessEqual(
+            {STATELESS, os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT},
+            self.traits(NEW))
+        _instance, spec = self.create(image)
+        self.assertRaises(exception.NoValidHost,
+                          self.scheduler.select_destinations, spec)
+
+        self.start_compute(SECURE, NEW_LIBVIRT,
+                           stateless_secure_firmware=True)
+        self.assertIn(virt_driver.STATELESS_SECURE_BOOT_TRAIT,
+                      self.traits(SECURE))
+        self.assertNotIn(virt_driver.STATELESS_SECURE_BOOT_TRAIT,
+                         self.traits(NEW))
+        self.assertEqual({SECURE}, self.candidate_hosts(image))
+        self.assertEqual(SECURE, self.build(image))
+        [domain] = self.hypervisors[SECURE].domains.values()
+        loader = etree.fromstring(domain.XMLDesc(0)).find('os/loader')
+        self.assertEqual(STATELESS_SB_CODE, loader.text)
+        self.assertEqual('yes', loader.get('secure'))
+        self.assertEqual('yes', loader.get('stateless'))

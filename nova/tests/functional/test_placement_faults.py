@@ -170,6 +170,11 @@ class PlacementFaultsTestCase(test.NoDBTestCase):
         writes = dict(compute.report_client.write_counts)
 
         self.interference.cut()
+        # Nothing changed and the cached provider is fresh: no request.
+        compute.update_available_resource()
+        # Once the provider has to be read again, the sync fails cleanly.
+        compute.report_client.invalidate_resource_provider(
+            compute.node_uuid)
         ex = self.assertRaises(exception.PlacementAPIConnectFailure,
                                compute.update_available_resource)
         self.assertIn('Unable to communicate with the Placement API',

@@ -4,10 +4,14 @@ During an upgrade, objects cross between services of different versions
 (as JSON primitives over RPC, backported to what the receiver knows) and
 computes restart on newer or older libvirt one at a time. What must hold:
 
-* ``ImageMetaProps`` 1.38 added ``hw_firmware_stateless``; a service that
-  knows only 1.37 never sees it (it cannot boot stateless firmware, so it
-  must not misread the field), and what an older service sends is read as
-  "not requested", everything else intact. A newer version than this
+* ``ImageMetaProps`` 1.38 added ``hw_firmware_stateless``, 1.42
+  ``hw_mem_encryption_model``, 1.43 and 1.44 its values ``amd-sev-snp`` and
+  ``intel-tdx``, as in Nova. A value an older service cannot hold is
+  refused on the way there rather than read as weaker protection.
+* A service that knows only 1.37 never sees ``hw_firmware_stateless``
+  (it cannot boot stateless firmware, so it must not misread the field),
+  and what an older service sends is read as "not requested", everything
+  else intact. A newer version than this
   service knows is refused, never half-read.
 * A request spec that went through an older service has lost the
   property, but the instance has not: its stashed image properties still
@@ -46,7 +50,7 @@ IMAGE_ID = '9d3c4b1a-2f6e-4a8d-b0c7-5e1f2a3b4c5d'
 #: What a service of the release before ``hw_firmware_stateless`` knows.
 OLD_MANIFEST = {'RequestSpec': '1.14', 'ImageMeta': '1.8',
                 'ImageMetaProps': '1.37', 'Flavor': '1.2'}
-CURRENT_MANIFEST = dict(OLD_MANIFEST, ImageMetaProps='1.38')
+CURRENT_MANIFEST = dict(OLD_MANIFEST, ImageMetaProps='1.44')
 
 STATELESS_PROPS = {'hw_firmware_type': 'uefi',
                    'hw_firmware_stateless': 'true',
@@ -108,7 +112,7 @@ class ObjectsAcrossVersionsTestCase(test.NoDBTestCase):
 
     def test_current_service_keeps_the_field(self):
         props = props_data(over_the_wire(self.spec, CURRENT_MANIFEST))
-        self.assertEqual('1.38', props['nova_object.version'])
+        self.assertEqual('1.44', props['nova_object.version'])
         self.assertIs(True, props['nova_object.data']['hw_firmware_stateless'])
 
     def test_what_an_older_service_sends_is_read_as_not_requested(self):
@@ -149,6 +153,40 @@ class ObjectsAcrossVersionsTestCase(test.NoDBTestCase):
         image_meta = objects.ImageMeta.obj_from_primitive(primitive)
         self.assertIs(True, image_meta.properties.hw_firmware_stateless)
 
+    def test_encryption_model_is_never_weakened_for_older_services(self):
+        def spec_of(model):
+            _instance, spec = compute_api.API().create(
+                make_flavor(), make_image(
+                    hw_mem_encryption='true', hw_mem_encryption_model=model,
+                    **STATELESS_PROPS))
+            return spec
+
+        def query_of(spec):
+            return scheduler_utils.ResourceRequest.from_request_spec(
+                spec).to_querystring()
+
+        # SEV-SNP reaches a service that knows it with its meaning intact.
+        snp = spec_of('amd-sev-snp')
+        received = objects.RequestSpec.obj_from_primitive(over_the_wire(
+            snp, dict(OLD_MANIFEST, ImageMetaProps='1.43')))
+        self.assertEqual(query_of(snp), query_of(received))
+        self.assertIn(os_traits.HW_CPU_X86_AMD_SEV_SNP, query_of(received))
+        # A service that does not would read plain SEV (and before 1.38
+        # no stateless firmware): the request is refused instead.
+        for version in ('1.42', '1.38', '1.37'):
+            self.assertRaises(
+                exception.ObjectActionError, over_the_wire, snp,
+                dict(OLD_MANIFEST, ImageMetaProps=version))
+
+        # AMD SEV, the one model services before 1.42 knew, loses only the
+        # model's name: the older service asks placement the same.
+        sev = spec_of('amd-sev')
+        received = objects.RequestSpec.obj_from_primitive(over_the_wire(
+            sev, dict(OLD_MANIFEST, ImageMetaProps='1.41')))
+        self.assertIsNone(received.image.properties.get(
+            'hw_mem_encryption_model'))
+        self.assertEqual(query_of(sev), query_of(received))
+
     def test_primitive_written_by_older_release_is_read(self):
         # As a 1.37 service writes it, with its own changes list.
         old = {
@@ -171,7 +209,7 @@ class ObjectsAcrossVersionsTestCase(test.NoDBTestCase):
 
     def test_newer_version_is_refused_not_half_read(self):
         newer = self.spec.image.properties.obj_to_primitive()
-        newer['nova_object.version'] = '1.39'
+        newer['nova_object.version'] = '1.45'
         newer['nova_object.data']['hw_firmware_from_the_future'] = True
         self.assertRaises(ovo_exception.IncompatibleObjectVersion,
                           objects.ImageMetaProps.obj_from_primitive, newer)

@@ -337,11 +337,28 @@ class FirmwareAutoselectionTestCase(_FakeTestCase):
         dom = self.conn.defineXML(self.autoselect_xml())
         dom.create()
         self.assertTrue(dom.isActive())
+        # As libvirt 9.0: the chosen build is in the live XML only.
+        live = etree.fromstring(dom.XMLDesc(0)).find('os/loader')
+        self.assertEqual('/usr/share/OVMF/OVMF.stateless.fd', live.text)
+        self.assertEqual({'readonly': 'yes', 'type': 'pflash',
+                          'stateless': 'yes'}, dict(live.attrib))
+        inactive = etree.fromstring(dom.XMLDesc(
+            fakelibvirt.VIR_DOMAIN_XML_INACTIVE)).find('os/loader')
+        self.assertIsNone(inactive.text)
+        self.assertIsNone(etree.fromstring(dom.XMLDesc(0)).find('os/nvram'))
+        dom.destroy()
+        self.assertIsNone(etree.fromstring(dom.XMLDesc(0)).find(
+            'os/loader').text)
 
     def test_stateful_autoselection_uses_split(self):
         dom = self.conn.defineXML(domain_xml(firmware='efi'))
         dom.create()
         self.assertTrue(dom.isActive())
+        live = etree.fromstring(dom.XMLDesc(0)).find('os')
+        self.assertEqual(fakelibvirt.OVMF_CODE_MS, live.findtext('loader'))
+        self.assertEqual(fakelibvirt.OVMF_VARS_MS,
+                         live.find('nvram').get('template'))
+        self.assertIn(live.findtext('nvram'), self.fake.hypervisor.nvram)
 
 
 class FailureInjectionTestCase(_FakeTestCase):

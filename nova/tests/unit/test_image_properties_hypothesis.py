@@ -15,6 +15,7 @@ example database is off, so every CI run checks the same inputs.
 """
 
 import typing as ty
+import unicodedata
 
 import hypothesis
 from hypothesis import strategies as st
@@ -28,9 +29,17 @@ from nova import objects
 from nova.objects import fields
 from nova.scheduler import utils as scheduler_utils
 from nova import test
+from nova.virt import driver as virt_driver
 
 STATELESS_TRAIT = os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE
 SECURE_BOOT_TRAIT = os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT
+#: The CPU trait each memory encryption model requires of a host.
+MEM_ENCRYPTION_TRAITS = {
+    'amd-sev': os_traits.HW_CPU_X86_AMD_SEV,
+    'amd-sev-es': os_traits.HW_CPU_X86_AMD_SEV_ES,
+    'amd-sev-snp': os_traits.HW_CPU_X86_AMD_SEV_SNP,
+    'intel-tdx': os_traits.HW_CPU_X86_INTEL_TDX,
+}
 
 SETTINGS = hypothesis.settings(
     max_examples=300, deadline=None, derandomize=True, database=None,
@@ -99,8 +108,11 @@ def _read_value(name: str, value: ty.Any) -> ty.Any:
             raise _NotAccepted()
         return ARCHITECTURES[str(value).lower()]
     # hw_machine_type: a string; Glance sends strings, a number or a
-    # boolean from a hand-written dict is read as its text.
+    # boolean from a hand-written dict is read as its text. It goes into
+    # the domain XML, which cannot carry control characters.
     if value is None or not isinstance(value, (str, int)):
+        raise _NotAccepted()
+    if any(unicodedata.category(ch) == 'Cc' for ch in str(value)):
         raise _NotAccepted()
     return str(value)
 
@@ -128,6 +140,9 @@ def expected_request(props: ty.Mapping[str, ty.Any]) -> dict:
     """What a valid image means; raise Refused for an invalid one."""
     parsed = read_properties(props)
     firmware = parsed.get('hw_firmware_type')
+    # Neither firmware nor architecture: the host's architecture decides,
+    # so stateless is asked of the hosts that would boot it UEFI.
+    host_decides = firmware is None and parsed.get('hw_architecture') is None
     if firmware is None:
         firmware = ('uefi' if parsed.get('hw_architecture') == 'aarch64'
                     else 'bios')
@@ -157,11 +172,18 @@ def expected_request(props: ty.Mapping[str, ty.Any]) -> dict:
                           'hw_firmware_stateless')
     return {
         'properties': parsed,
+        'stateless_if_uefi_host': bool(
+            host_decides and parsed.get('hw_firmware_stateless')),
+        'stateless_secure_boot': bool(
+            stateless and parsed.get('os_secure_boot') == 'required'),
         'stateless': stateless,
         'required_traits': (
             ({STATELESS_TRAIT} if stateless else set()) |
             ({SECURE_BOOT_TRAIT}
-             if parsed.get('os_secure_boot') == 'required' else set())),
+             if parsed.get('os_secure_boot') == 'required' else set()) |
+            # The model defaults to AMD SEV.
+            ({MEM_ENCRYPTION_TRAITS[model or 'amd-sev']}
+             if encrypted else set())),
         'mem_encryption_context': 1 if encrypted else None,
     }
 
@@ -268,12 +290,20 @@ class ImagePropertiesPropertyTestCase(test.NoDBTestCase):
         spec = objects.RequestSpec.from_components(
             'd9a1d3a0-1f1c-4d3e-9a36-77b5e2c8a001', image_meta, _flavor())
         request = scheduler_utils.ResourceRequest.from_request_spec(spec)
-        self.assertEqual(expected['required_traits'],
-                         request.required_traits, props)
+        self.assertEqual(
+            expected['required_traits'] |
+            ({virt_driver.STATELESS_SECURE_BOOT_TRAIT}
+             if expected['stateless_secure_boot'] else set()),
+            request.required_traits, props)
         self.assertEqual(expected['mem_encryption_context'],
                          request.resources.get(orc.MEM_ENCRYPTION_CONTEXT),
                          props)
-        self.assertEqual(STATELESS_TRAIT in expected['required_traits'],
+        self.assertEqual(expected['stateless_if_uefi_host'],
+                         any(STATELESS_TRAIT in group
+                             for group in request.required_any_traits),
+                         props)
+        self.assertEqual(STATELESS_TRAIT in expected['required_traits'] or
+                         expected['stateless_if_uefi_host'],
                          STATELESS_TRAIT in request.to_querystring())
 
     def _check_image(self, props: dict) -> None:

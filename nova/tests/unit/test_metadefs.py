@@ -1,10 +1,14 @@
 """Tests for the Glance metadata definitions shipped in etc/glance/metadefs.
 
-Glance loads these files with ``glance-manage db_load_metadefs`` and
-Horizon builds its image property forms from them. A definition that does
-not follow Glance's format fails to load; one that names a property Nova
-does not read, or types it differently from Nova, offers users a form field
-that does nothing or produces values Nova refuses.
+Glance loads metadefs with ``glance-manage db load_metadefs`` and Horizon
+builds its image property forms from them. Glance has defined
+``hw_firmware_stateless`` in its own ``OS::Compute::LibvirtImage``
+namespace since 2024.2; the file shipped here adds that one property to the
+same namespace of an older Glance (``--merge``), so Horizon never shows the
+property twice. A definition that does not follow Glance's format fails to
+load; one that names a property Nova does not read, or types it
+differently from Nova, offers users a form field that does nothing or
+produces values Nova refuses.
 """
 
 import glob
@@ -20,7 +24,23 @@ METADEFS_DIR = os.path.join(
     os.path.dirname(__file__), os.pardir, os.pardir, os.pardir,
     'etc', 'glance', 'metadefs')
 
-STATELESS_METADEF = 'compute-firmware-stateless.json'
+STATELESS_METADEF = 'compute-libvirt-image-stateless-firmware.json'
+
+#: Glance's namespace of the libvirt driver's image properties
+#: (glance/etc/metadefs/compute-libvirt-image.json), and the attributes a
+#: merge must not change: ``load_metadefs --merge`` keeps those of the
+#: namespace already loaded, but a file loaded first creates the namespace
+#: with its own.
+GLANCE_NAMESPACE = 'OS::Compute::LibvirtImage'
+GLANCE_NAMESPACE_ATTRS = {
+    'display_name': 'libvirt Driver Options for Images',
+    'visibility': 'public',
+    'protected': True,
+    'resource_type_associations': [{'name': 'OS::Glance::Image'}],
+}
+#: How Glance 2024.2 and later define the property: the merged definition
+#: must give the same form field.
+GLANCE_PROPERTY = {'title': 'Stateless Firmware', 'type': 'boolean'}
 
 # Glance's namespace schema (glance/api/v2/metadef_namespaces.py): the
 # attributes a namespace file may have, their JSON types and length limits.
@@ -155,11 +175,33 @@ class TestMetadefMatchesNova(test.NoDBTestCase):
             {'hw_firmware_stateless': 'enabled'})
         self.assertIn("'hw_firmware_stateless'", str(ex))
 
-    def test_description_names_what_nova_requires(self):
+    def test_description_says_it_needs_uefi(self):
         # The form text users read must not contradict Nova: stateless
-        # firmware only applies to UEFI, and SEV-SNP and TDX need it.
+        # firmware only applies to UEFI guests.
         description = load_metadef(STATELESS_METADEF)['properties'][
             'hw_firmware_stateless']['description']
-        self.assertIn("'hw_firmware_type' is 'uefi'", description)
-        for model in fields.MemEncryptionModel.REQUIRE_STATELESS_FIRMWARE:
-            self.assertIn(model, description)
+        self.assertIn('UEFI', description)
+        self.assertIn('hw_firmware_type', description)
+
+
+class TestMetadefExtendsGlance(test.NoDBTestCase):
+    """The property goes into Glance's own namespace, defined as Glance
+    defines it, so that a merge adds it to an older Glance and changes
+    nothing on a newer one.
+    """
+
+    def test_glances_namespace_not_a_new_one(self):
+        for name in glob.glob(os.path.join(METADEFS_DIR, '*.json')):
+            self.assertEqual(GLANCE_NAMESPACE,
+                             load_metadef(name)['namespace'], name)
+
+    def test_namespace_attributes_are_glances(self):
+        metadef = load_metadef(STATELESS_METADEF)
+        for attr, value in GLANCE_NAMESPACE_ATTRS.items():
+            self.assertEqual(value, metadef[attr], attr)
+
+    def test_property_defined_as_glance_defines_it(self):
+        definition = load_metadef(STATELESS_METADEF)['properties'][
+            'hw_firmware_stateless']
+        for attr, value in GLANCE_PROPERTY.items():
+            self.assertEqual(value, definition[attr], attr)

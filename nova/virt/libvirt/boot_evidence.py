@@ -69,11 +69,16 @@ def nvram_files(uri: str, domain_name: str) -> list[str]:
                   if name.startswith(domain_name + '_'))
 
 
-def wait_for_firmware(console_path: str, timeout: float,
-                      interval: float = 0.25) -> ty.Optional[str]:
+def wait_for_firmware(
+    console_path: str, timeout: float, interval: float = 0.25,
+    running: ty.Optional[ty.Callable[[], bool]] = None,
+) -> ty.Optional[str]:
     """Wait until the serial console shows the firmware running.
 
-    :returns: the first marker seen, or None if none appeared in time.
+    :param running: asked at every look at the console; once it says the
+        guest no longer runs, there is nothing more to wait for.
+    :returns: the first marker seen, or None if none appeared in time or
+        the guest stopped first.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -86,6 +91,8 @@ def wait_for_firmware(console_path: str, timeout: float,
             if marker in text:
                 return marker
         if time.monotonic() >= deadline:
+            return None
+        if running is not None and not running():
             return None
         time.sleep(interval)
 

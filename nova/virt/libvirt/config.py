@@ -177,6 +177,9 @@ class LibvirtConfigCapsHost(LibvirtConfigObject):
         super().__init__(root_name='host', **kwargs)
         self.uuid: str | None = None
         self.cpu: LibvirtConfigCPU | None = None
+        #: virt type -> the ``+UID:+GID`` libvirt's DAC security driver
+        #: runs its guests' QEMU as (``<secmodel>`` of model ``dac``).
+        self.dac_base_labels: dict[str, str] = {}
 
     def parse_dom(self, xmldoc: etree._Element) -> None:
         super().parse_dom(xmldoc)
@@ -187,6 +190,9 @@ class LibvirtConfigCapsHost(LibvirtConfigObject):
                 cpu = LibvirtConfigCPU()
                 cpu.parse_dom(child)
                 self.cpu = cpu
+            elif child.tag == 'secmodel' and child.findtext('model') == 'dac':
+                for label in child.iterfind('baselabel'):
+                    self.dac_base_labels[label.get('type')] = _text(label)
 
     def format_dom(self) -> etree._Element:
         host = super().format_dom()
@@ -194,6 +200,13 @@ class LibvirtConfigCapsHost(LibvirtConfigObject):
             host.append(self._text_node('uuid', self.uuid))
         if self.cpu is not None:
             host.append(self.cpu.format_dom())
+        if self.dac_base_labels:
+            secmodel = self._new_node('secmodel')
+            secmodel.append(self._text_node('model', 'dac'))
+            for virt_type, label in sorted(self.dac_base_labels.items()):
+                secmodel.append(self._text_node('baselabel', label,
+                                                type=virt_type))
+            host.append(secmodel)
         return host
 
 

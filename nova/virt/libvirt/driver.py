@@ -16,9 +16,11 @@ reads them again.
 import os
 import shutil
 import subprocess
+import tempfile
 import typing as ty
 
 import os_resource_classes as orc
+import os_traits
 from oslo_log import log as logging
 from oslo_utils import importutils
 from oslo_utils import units
@@ -81,6 +83,7 @@ class LibvirtDriver(driver.ComputeDriver):
         # Both are decided from the host at init_host.
         'supports_secure_boot': False,
         'supports_stateless_firmware': False,
+        'supports_stateless_secure_boot': False,
     }
 
     def __init__(self, virtapi: ty.Any = None,
@@ -91,6 +94,8 @@ class LibvirtDriver(driver.ComputeDriver):
             libvirt = importutils.import_module('libvirt')
         self._host = libvirt_host.Host(
             libvirt_host.Host.default_uri(), read_only)
+        #: The compute node this driver serves, from init_host.
+        self._nodename: ty.Optional[str] = None
 
     # --- host and capabilities
 
@@ -104,6 +109,7 @@ class LibvirtDriver(driver.ComputeDriver):
         :raises nova.exception.InternalError: libvirt or QEMU too old.
         :raises nova.exception.HypervisorUnavailable: libvirt unreachable.
         """
+        self._nodename = host
         self._host.initialize()
         if not self._host.has_min_version(lv_ver=MIN_LIBVIRT_VERSION):
             raise exception.InternalError(
@@ -111,16 +117,44 @@ class LibvirtDriver(driver.ComputeDriver):
                     '.'.join(map(str, MIN_LIBVIRT_VERSION)))
         if (CONF.libvirt.virt_type in libvirt_host.QEMU_VIRT_TYPES and
                 not self._host.has_min_version(hv_ver=MIN_QEMU_VERSION)):
-            raise exception.InternalError(
-                err='Nova requires QEMU version %s or greater.' %
-                    '.'.join(map(str, MIN_QEMU_VERSION)))
+            raise exception.InternalError(err=self._qemu_version_error())
         self._update_capabilities()
 
+    def _qemu_version_error(self) -> str:
+        # has_min_version() also says no when libvirt cannot tell the
+        # version at all (it failed to probe QEMU: a full disk, a broken
+        # binary); what libvirt said is then the error to act on.
+        try:
+            version = self._host.get_hypervisor_version()
+        except libvirt.libvirtError as ex:
+            return 'libvirt cannot tell the QEMU version of this host: %s' % ex
+        return ('Nova requires QEMU version %s or greater; this host has '
+                '%s.' % ('.'.join(map(str, MIN_QEMU_VERSION)),
+                         '.'.join(map(str, version))))
+
     def _update_capabilities(self) -> None:
+        """Learn the firmware capabilities of the host.
+
+        Called at init_host and again at every provider tree update: what
+        the host answered is kept by ``Host``, so this costs no libvirt
+        call, while a question libvirt failed to answer (a transient error
+        at service start) is asked again instead of hiding the capability
+        until the next restart.
+        """
         support = self._host.stateless_firmware_support()
         self.capabilities['supports_stateless_firmware'] = support.supported
-        self.capabilities['supports_secure_boot'] = (
-            self._host.supports_secure_boot)
+        try:
+            secure_boot = self._host.supports_secure_boot
+            stateless_secure_boot = (
+                self._host.supports_stateless_secure_boot())
+        except libvirt.libvirtError as ex:
+            LOG.warning('Cannot tell whether this host supports secure boot,'
+                        ' libvirt failed to answer: %s; asking again at the '
+                        'next update', ex)
+            secure_boot = stateless_secure_boot = False
+        self.capabilities['supports_secure_boot'] = secure_boot
+        self.capabilities['supports_stateless_secure_boot'] = (
+            stateless_secure_boot)
 
     def update_provider_tree(
         self,
@@ -134,17 +168,26 @@ class LibvirtDriver(driver.ComputeDriver):
         removed; every other trait on the provider (an operator's
         ``CUSTOM_*`` trait, a trait another service set) is left alone.
         """
+        self._update_capabilities()
         provider_tree.update_inventory(nodename, self._get_inventory())
         traits = self.merge_capability_traits(
             provider_tree.data(nodename).traits,
             self.capabilities_as_traits())
+        # The host's architecture, which decides the firmware of images
+        # that name neither firmware nor architecture: the scheduler asks
+        # for it to tell hosts that boot them BIOS from those that boot
+        # them UEFI.
+        arch_trait = getattr(os_traits, 'HW_ARCH_%s' %
+                             self._host.get_host_arch().upper(), None)
+        if arch_trait is not None:
+            traits.add(arch_trait)
         provider_tree.update_traits(nodename, traits)
 
     def _get_inventory(self) -> dict:
         _model, memory_mb, cpus = self._host.get_info()[:3]
         disk = shutil.disk_usage(self._instances_base())
         disk_gb = disk.total // units.Gi
-        return {
+        inventory = {
             orc.VCPU: {
                 'total': cpus, 'reserved': 0, 'min_unit': 1,
                 'max_unit': cpus, 'step_size': 1,
@@ -156,12 +199,16 @@ class LibvirtDriver(driver.ComputeDriver):
                 'min_unit': 1, 'max_unit': memory_mb, 'step_size': 1,
                 'allocation_ratio': RAM_ALLOCATION_RATIO,
             },
-            orc.DISK_GB: {
+        }
+        # As Nova: an instances path on a filesystem under 1 GiB has no
+        # disk to offer, and placement refuses an inventory of total 0.
+        if disk_gb:
+            inventory[orc.DISK_GB] = {
                 'total': disk_gb, 'reserved': 0, 'min_unit': 1,
                 'max_unit': disk_gb, 'step_size': 1,
                 'allocation_ratio': DISK_ALLOCATION_RATIO,
-            },
-        }
+            }
+        return inventory
 
     # --- guest configuration
 
@@ -179,11 +226,16 @@ class LibvirtDriver(driver.ComputeDriver):
         instance: 'objects.Instance',
         image_meta: 'objects.ImageMeta',
         rescue: bool = False,
+        existing: ty.Optional[vconfig.LibvirtConfigGuest] = None,
     ) -> vconfig.LibvirtConfigGuest:
         """Build the domain configuration of an instance.
 
         Nothing is defined or written here, so a request this host cannot
         honour fails before anything exists for the instance.
+
+        :param existing: the instance's current definition on this host,
+            when the domain is being redefined (hard reboot, power on,
+            resize, revert, rescue): a stateful guest keeps its loader.
         """
         flavor = instance.flavor
         arch = self._get_guest_arch(image_meta)
@@ -198,7 +250,7 @@ class LibvirtDriver(driver.ComputeDriver):
         guest.os_mach_type = self._get_machine_type(image_meta, arch)
         guest.add_feature(vconfig.LibvirtConfigGuestFeatureACPI())
         guest.add_feature(vconfig.LibvirtConfigGuestFeatureAPIC())
-        self._set_guest_firmware(guest, flavor, image_meta, arch)
+        self._set_guest_firmware(guest, flavor, image_meta, arch, existing)
         self._add_guest_devices(guest, instance, rescue)
         return guest
 
@@ -208,18 +260,29 @@ class LibvirtDriver(driver.ComputeDriver):
         flavor: 'objects.Flavor',
         image_meta: 'objects.ImageMeta',
         arch: str,
+        existing: ty.Optional[vconfig.LibvirtConfigGuest] = None,
     ) -> None:
         # Read first: it refuses secure boot 'required' for a BIOS guest,
         # which must not boot without it if it slipped past the API.
-        policy = hardware.get_secure_boot_constraint(flavor, image_meta)
-        if hardware.get_firmware_type(image_meta) != fields.FirmwareType.UEFI:
+        # ``arch`` is the guest's, the image's or else this host's: an
+        # image that does not say boots the host arch's default firmware.
+        policy = hardware.get_secure_boot_constraint(flavor, image_meta,
+                                                     arch)
+        if (hardware.get_firmware_type(image_meta, arch) !=
+                fields.FirmwareType.UEFI):
             # BIOS: QEMU's built-in SeaBIOS, no loader and nothing to keep.
             return
         stateless = bool(hardware.get_stateless_firmware_constraint(
-            image_meta))
+            image_meta, arch))
+        if not stateless and self._keep_stateful_loader(guest, existing,
+                                                        policy):
+            return
         if stateless:
             support = self._host.stateless_firmware_support()
             if not support.supported:
+                if support.probe_failed and self._keep_stateless_loader(
+                        guest, existing):
+                    return
                 raise exception.StatelessFirmwareNotSupported(
                     reason='; '.join(support.reasons))
             if support.xml_form == libvirt_host.XML_FORM_AUTOSELECT:
@@ -228,7 +291,7 @@ class LibvirtDriver(driver.ComputeDriver):
                 return
         loader = self._choose_loader(arch, guest.os_mach_type, policy,
                                      stateless)
-        self._check_loader_files(loader)
+        self._warn_unseen_loader_files(loader.path, loader.nvram_template)
         guest.os_loader = loader.path
         guest.os_loader_type = loader.loader_type
         guest.os_loader_readonly = loader.readonly
@@ -242,21 +305,90 @@ class LibvirtDriver(driver.ComputeDriver):
             guest.add_feature(vconfig.LibvirtConfigGuestFeatureSMM())
 
     @staticmethod
-    def _check_loader_files(loader: firmware.UEFILoader) -> None:
-        """Refuse a loader whose files are gone.
+    def _warn_unseen_loader_files(*paths: ty.Optional[str]) -> None:
+        """Warn about firmware files this process cannot see.
 
-        Firmware descriptors and domain capabilities are read once, when
-        the service starts; a firmware package removed or replaced since
-        leaves paths QEMU cannot open. Failing while the XML is built,
-        before anything is touched, keeps a hard reboot or a power on
-        from taking down a running guest for a domain that cannot start.
-
-        :raises UEFILoaderFileNotFound: naming the missing file.
+        libvirt's domain capabilities, which offered the loader, are the
+        truth: nova-compute and libvirt may run in separate containers, so
+        a file missing here may well be there. A firmware package removed
+        since libvirt was probed shows up as a failed start instead, which
+        leaves the domain defined with its NVRAM for a retry.
         """
-        for path in (loader.path, loader.nvram_template):
+        for path in paths:
             if path is not None and not os.path.isfile(path):
-                raise exception.UEFILoaderFileNotFound(
-                    path=path, descriptor=loader.descriptor.path)
+                LOG.warning(
+                    'UEFI firmware file %s, which libvirt offered, is not '
+                    'visible to nova-compute; going ahead, as libvirt may '
+                    'see another filesystem (containers). If both share '
+                    'one, the firmware was removed since nova-compute '
+                    'started and the guest will fail to start.', path)
+
+    def _keep_stateless_loader(
+        self,
+        guest: vconfig.LibvirtConfigGuest,
+        existing: ty.Optional[vconfig.LibvirtConfigGuest],
+    ) -> bool:
+        """Start an existing stateless guest on the loader it has.
+
+        Only when libvirt just failed to tell what this host supports: an
+        existing guest then keeps running on what it ran on, rather than
+        being refused on a failure that has nothing to do with it.
+
+        :returns: True when ``guest`` got the existing loader.
+        """
+        if existing is None or not existing.os_loader_stateless:
+            return False
+        LOG.warning('Starting stateless guest %s on the loader of its '
+                    'definition, since libvirt failed to answer for this '
+                    'host', guest.name)
+        self._copy_loader(guest, existing)
+        guest.os_firmware = existing.os_firmware
+        guest.os_firmware_features = dict(existing.os_firmware_features)
+        return True
+
+    @staticmethod
+    def _copy_loader(guest: vconfig.LibvirtConfigGuest,
+                     existing: vconfig.LibvirtConfigGuest) -> None:
+        """Give ``guest`` the loader, NVRAM and SMM of ``existing``."""
+        for name in ('os_loader', 'os_loader_type', 'os_loader_readonly',
+                     'os_loader_secure', 'os_loader_stateless', 'os_nvram',
+                     'os_nvram_template'):
+            setattr(guest, name, getattr(existing, name))
+        for feature in existing.features:
+            if isinstance(feature, vconfig.LibvirtConfigGuestFeatureSMM):
+                guest.add_feature(vconfig.LibvirtConfigGuestFeatureSMM(
+                    state=feature.state))
+
+    def _keep_stateful_loader(
+        self,
+        guest: vconfig.LibvirtConfigGuest,
+        existing: ty.Optional[vconfig.LibvirtConfigGuest],
+        policy: ty.Optional[str],
+    ) -> bool:
+        """Reuse the loader a stateful guest already has, if it fits.
+
+        Its variable store was made from that build's template and has
+        been written by that build: a descriptor change since (a new
+        firmware package, a masked descriptor) must not pair another
+        executable with it. The kept loader must still satisfy the secure
+        boot policy, which a resize to another flavor may change.
+
+        :returns: True when ``guest`` got the existing loader.
+        """
+        if (existing is None or existing.os_firmware is not None or
+                not existing.os_loader or existing.os_loader_stateless or
+                existing.os_loader_type != firmware.LOADER_TYPE_PFLASH):
+            return False
+        secure = bool(existing.os_loader_secure)
+        if policy == fields.SecureBoot.REQUIRED and not secure:
+            return False
+        if policy in (None, fields.SecureBoot.DISABLED) and secure:
+            return False
+        self._copy_loader(guest, existing)
+        self._warn_unseen_loader_files(guest.os_loader)
+        LOG.debug('Keeping the loader %s of stateful guest %s',
+                  guest.os_loader, guest.name)
+        return True
 
     def _choose_loader(self, arch: str, machine_type: ty.Optional[str],
                        policy: ty.Optional[str],
@@ -306,17 +438,9 @@ class LibvirtDriver(driver.ComputeDriver):
                                      machine_type: ty.Optional[str]) -> None:
         # libvirt looks for a firmware with the requested features only at
         # start, once the domain is defined; refuse here instead when no
-        # stateless build that enforces secure boot is installed. Any
-        # descriptor will do: autoselection does not need its image among
-        # the loader paths of the domain capabilities.
-        caps = self._host.get_domain_capabilities_for(arch, machine_type)
-        name = machine_type or caps.machine_type
-        try:
-            firmware.choose_loader(
-                self._host.firmware_descriptors, arch, name,
-                secure_boot=True, stateless=True,
-                machine_aliases={name: caps.machine_type})
-        except exception.UEFILoaderNotFound:
+        # stateless build that enforces secure boot is installed.
+        if not self._host.supports_stateless_secure_boot(arch,
+                                                         machine_type):
             raise exception.StatelessSecureBootNotSupported()
 
     def _add_guest_devices(self, guest: vconfig.LibvirtConfigGuest,
@@ -346,10 +470,13 @@ class LibvirtDriver(driver.ComputeDriver):
         balloon.model = 'none'
         guest.add_device(balloon)
 
-    def _get_guest_xml(self, instance: 'objects.Instance',
-                       image_meta: 'objects.ImageMeta',
-                       rescue: bool = False) -> str:
-        xml = self._get_guest_config(instance, image_meta, rescue).to_xml()
+    def _get_guest_xml(
+        self, instance: 'objects.Instance',
+        image_meta: 'objects.ImageMeta', rescue: bool = False,
+        existing: ty.Optional[vconfig.LibvirtConfigGuest] = None,
+    ) -> str:
+        xml = self._get_guest_config(instance, image_meta, rescue,
+                                     existing).to_xml()
         LOG.debug('End _get_guest_xml xml=%s', xml)
         return xml
 
@@ -403,6 +530,15 @@ class LibvirtDriver(driver.ComputeDriver):
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         return guest
 
+    def _existing_config(
+        self, instance: 'objects.Instance',
+    ) -> ty.Optional[vconfig.LibvirtConfigGuest]:
+        """The instance's persistent definition on this host, if any."""
+        guest = self._lookup_guest(instance)
+        if guest is None:
+            return None
+        return guest.get_config(dump_inactive=True)
+
     def _create_guest(self, xml: str,
                       power_on: bool = True) -> libvirt_guest.Guest:
         """Define the domain and start it.
@@ -435,10 +571,16 @@ class LibvirtDriver(driver.ComputeDriver):
         """Replace a domain's definition, keeping its NVRAM.
 
         The new XML is built by the caller before anything is touched: if
-        it cannot be built (the firmware file vanished, say) the guest is
-        left as it was.
+        it cannot be built the guest is left as it was. The new definition
+        is written over the old one rather than after an undefine: when
+        libvirt refuses it, the old definition stays, and with it the
+        NVRAM file, which destroy then removes with the domain. After an
+        undefine that keeps the NVRAM, a refused define would leave that
+        file to nobody.
         """
-        self._remove_domain(instance, keep_nvram=True)
+        guest = self._lookup_guest(instance)
+        if guest is not None:
+            guest.poweroff()
         self._create_guest(xml, power_on=power_on)
 
     def list_instances(self) -> list[str]:
@@ -546,7 +688,8 @@ class LibvirtDriver(driver.ComputeDriver):
 
     def _hard_reboot(self, context: ty.Any,
                      instance: 'objects.Instance') -> None:
-        xml = self._get_guest_xml(instance, instance.image_meta)
+        xml = self._get_guest_xml(instance, instance.image_meta,
+                                  existing=self._existing_config(instance))
         self._create_instance_files(instance)
         self._redefine_and_start(instance, xml)
 
@@ -608,8 +751,9 @@ class LibvirtDriver(driver.ComputeDriver):
         guest = self._get_guest(instance)
         unrescue_xml = guest.get_xml_desc(dump_inactive=True)
         try:
-            xml = self._get_guest_xml(instance, instance.image_meta,
-                                      rescue=True)
+            xml = self._get_guest_xml(
+                instance, instance.image_meta, rescue=True,
+                existing=guest.get_config(dump_inactive=True))
         except Exception as ex:
             raise exception.InstanceRescueFailure(reason=str(ex)) from ex
         unrescue_path = os.path.join(self._instance_dir(instance),
@@ -644,18 +788,57 @@ class LibvirtDriver(driver.ComputeDriver):
         block_device_info: ty.Any = None,
         timeout: int = 0,
         retry_interval: int = 0,
+        shared_storage: bool = False,
     ) -> str:
         """Power the instance off ahead of a resize or cold migration.
 
         The domain stays defined, NVRAM included, until the move is
-        confirmed or reverted.
+        confirmed (``confirm_migration`` removes it from a source host) or
+        reverted (``finish_revert_migration`` starts it again).
+
+        :param shared_storage: whether ``dest`` shares this host's instance
+            directory, as the compute manager finds out with
+            ``check_instance_shared_storage_*``. A move to another host
+            needs it: copying the disks is not implemented here.
+        :raises MigrationPreCheckError: for another host without shared
+            storage, before anything is touched.
         """
-        if dest != CONF.host and dest != self._host.get_hostname():
-            raise NotImplementedError(
-                'Cold migration to another host is not implemented here; '
-                'only same-host resize is.')
+        if not self._is_this_host(dest) and not shared_storage:
+            raise exception.MigrationPreCheckError(
+                reason='cold migration of %s to %s needs shared instance '
+                       'storage; copying the disks is not implemented' %
+                       (instance.uuid, dest))
         self.power_off(instance, timeout, retry_interval)
         return ''
+
+    def _is_this_host(self, name: ty.Optional[str]) -> bool:
+        if self._nodename is not None:
+            return name == self._nodename
+        return name in (CONF.host, self._host.get_hostname())
+
+    # Nova's names: the manager creates a file on one host and looks for it
+    # from the other, through the compute RPC API.
+
+    def check_instance_shared_storage_local(
+            self, context: ty.Any, instance: 'objects.Instance') -> dict:
+        """Create a test file in the instance directory base."""
+        fd, path = tempfile.mkstemp(dir=self._instances_base(),
+                                    prefix='.shared-storage-')
+        os.close(fd)
+        return {'filename': os.path.basename(path)}
+
+    def check_instance_shared_storage_remote(self, context: ty.Any,
+                                             data: dict) -> bool:
+        """Whether the other host's test file is visible here."""
+        return os.path.exists(os.path.join(self._instances_base(),
+                                           data['filename']))
+
+    def check_instance_shared_storage_cleanup(self, context: ty.Any,
+                                              data: dict) -> None:
+        try:
+            os.unlink(os.path.join(self._instances_base(), data['filename']))
+        except FileNotFoundError:
+            pass
 
     def finish_migration(
         self,
@@ -671,7 +854,8 @@ class LibvirtDriver(driver.ComputeDriver):
         power_on: bool = True,
     ) -> None:
         """Start the instance with its new flavor (``instance.flavor``)."""
-        xml = self._get_guest_xml(instance, image_meta)
+        xml = self._get_guest_xml(instance, image_meta,
+                                  existing=self._existing_config(instance))
         if resize_instance:
             subprocess.run(
                 ['qemu-img', 'resize', '-q',
@@ -690,13 +874,23 @@ class LibvirtDriver(driver.ComputeDriver):
         power_on: bool = True,
     ) -> None:
         """Start the instance again with its old flavor."""
-        xml = self._get_guest_xml(instance, instance.image_meta)
+        xml = self._get_guest_xml(instance, instance.image_meta,
+                                  existing=self._existing_config(instance))
         self._redefine_and_start(instance, xml, power_on=power_on)
 
     def confirm_migration(self, context: ty.Any, migration_obj: ty.Any,
                           instance: 'objects.Instance',
                           network_info: ty.Any = None) -> None:
-        """Nothing is left to clean up after a same-host resize."""
+        """Clean up the source after a confirmed move.
+
+        After a resize on this host nothing is left. After a move to
+        another host (``instance.host`` is already the destination) the
+        domain still defined here goes, with its NVRAM; the disks, on
+        shared storage, are the destination's now.
+        """
+        if instance.host is None or self._is_this_host(instance.host):
+            return
+        self._remove_domain(instance, keep_nvram=False)
 
     # --- live migration (checks and XML)
 
@@ -716,8 +910,10 @@ class LibvirtDriver(driver.ComputeDriver):
         otherwise the migration is refused before anything moves.
         """
         image_meta = instance.image_meta
+        arch = self._get_guest_arch(image_meta)
         stateless = bool(
-            hardware.get_stateless_firmware_constraint(image_meta))
+            hardware.get_stateless_firmware_constraint(image_meta, arch))
+        self._update_capabilities()
         if stateless and not self.capabilities['supports_stateless_firmware']:
             raise exception.MigrationPreCheckError(
                 reason='instance %s uses stateless firmware and the '
@@ -728,7 +924,8 @@ class LibvirtDriver(driver.ComputeDriver):
         migrate_data = migration.LibvirtLiveMigrateData(
             dst_supports_stateless_firmware=self.capabilities[
                 'supports_stateless_firmware'])
-        if hardware.get_firmware_type(image_meta) == fields.FirmwareType.UEFI:
+        if (hardware.get_firmware_type(image_meta, arch) ==
+                fields.FirmwareType.UEFI):
             try:
                 config = self._get_guest_config(instance, image_meta)
             except exception.NovaException as ex:
@@ -739,6 +936,9 @@ class LibvirtDriver(driver.ComputeDriver):
                 ) from ex
             migrate_data.dst_os_loader = config.os_loader
             migrate_data.dst_os_firmware = config.os_firmware
+            migrate_data.dst_os_loader_secure = config.os_loader_secure
+            migrate_data.dst_os_firmware_features = dict(
+                config.os_firmware_features)
         return migrate_data
 
     def check_can_live_migrate_source(
@@ -750,7 +950,7 @@ class LibvirtDriver(driver.ComputeDriver):
     ) -> migration.LibvirtLiveMigrateData:
         """Check on the source what the destination reported."""
         stateless = hardware.get_stateless_firmware_constraint(
-            instance.image_meta)
+            instance.image_meta, self._get_guest_arch(instance.image_meta))
         if stateless and not dest_check_data.dst_supports_stateless_firmware:
             raise exception.MigrationPreCheckError(
                 reason='instance %s uses stateless firmware and the '
@@ -767,3 +967,44 @@ class LibvirtDriver(driver.ComputeDriver):
         guest = self._get_guest(instance)
         return migration.get_updated_guest_xml(
             guest.get_xml_desc(), migrate_data)
+
+    def live_migration(
+        self,
+        context: ty.Any,
+        instance: 'objects.Instance',
+        dest: str,
+        post_method: ty.Callable,
+        recover_method: ty.Callable,
+        block_migration: bool = False,
+        migrate_data: ty.Optional[migration.LibvirtLiveMigrateData] = None,
+    ) -> None:
+        """Live-migrate the instance to ``dest``, peer to peer.
+
+        The domain is defined on the destination from the source's live
+        XML rewritten for it (``get_updated_guest_xml``): a stateless guest
+        in the destination's XML form and with no NVRAM. Instance storage
+        must be shared; block migration is not implemented here.
+        ``post_method`` runs once the guest runs on the destination,
+        ``recover_method`` when the migration failed and the guest still
+        runs here.
+        """
+        if block_migration:
+            raise NotImplementedError(
+                'Block live migration is not implemented here; instance '
+                'storage must be shared.')
+        migrate_data = migrate_data or migration.LibvirtLiveMigrateData()
+        guest = self._get_guest(instance)
+        xml = migration.get_updated_guest_xml(guest.get_xml_desc(),
+                                              migrate_data)
+        flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER |
+                 libvirt.VIR_MIGRATE_PERSIST_DEST |
+                 libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
+        try:
+            guest.migrate(migration.destination_uri(dest), xml, flags)
+        except libvirt.libvirtError as ex:
+            LOG.error('Live migration of %(uuid)s to %(dest)s failed: '
+                      '%(err)s', {'uuid': instance.uuid, 'dest': dest,
+                                  'err': ex})
+            recover_method(context, instance, dest, migrate_data)
+            raise
+        post_method(context, instance, dest, block_migration, migrate_data)

@@ -312,10 +312,29 @@ def load_descriptors(
 def _usable_modes(stateless: bool) -> tuple[str, ...]:
     # A combined image holds code and variables in one writable file that
     # every guest would share, so it is never used. A split executable
-    # mapped read-only without its template is a valid stateless loader.
+    # mapped read-only without its template can be a stateless loader (see
+    # ``boots_stateless``).
     if stateless:
         return (MODE_STATELESS, MODE_SPLIT)
     return (MODE_SPLIT,)
+
+
+def boots_stateless(descriptor: FirmwareDescriptor) -> bool:
+    """Whether the build boots with no variable store at all.
+
+    A build of mode ``stateless`` is made for it. A split build used
+    without its variable store boots only when its variable driver can
+    fall back to variables kept in guest RAM: OVMF's builds without SMM
+    do, but a build that ``requires-smm`` keeps its variables behind SMM
+    in the flash device and has no such fallback. Booted read-only alone,
+    Debian 12's ``OVMF_CODE_4M.secboot.fd`` (and the ``.ms.fd`` link to it)
+    stops in the firmware with ``X64 Exception Type - 06(#UD - Invalid
+    Opcode)``, with or without SMM emulated, while ``OVMF_CODE_4M.fd``
+    reaches the UEFI shell.
+    """
+    if descriptor.mode == MODE_STATELESS:
+        return True
+    return descriptor.mode == MODE_SPLIT and not descriptor.requires_smm
 
 
 def _is_candidate(descriptor: FirmwareDescriptor, arch: str,
@@ -325,6 +344,8 @@ def _is_candidate(descriptor: FirmwareDescriptor, arch: str,
     if not descriptor.is_uefi:
         return False
     if descriptor.mode not in _usable_modes(stateless):
+        return False
+    if stateless and not boots_stateless(descriptor):
         return False
     if not stateless and descriptor.nvram_template is None:
         return False

@@ -48,10 +48,13 @@ class Guest:
         flags = libvirt.VIR_DOMAIN_XML_INACTIVE if dump_inactive else 0
         return self._domain.XMLDesc(flags)
 
-    def get_config(self) -> vconfig.LibvirtConfigGuest:
-        """The live configuration, parsed into config objects."""
+    def get_config(self,
+                   dump_inactive: bool = False) -> vconfig.LibvirtConfigGuest:
+        """The live (or with ``dump_inactive`` the persistent)
+        configuration, parsed into config objects.
+        """
         config = vconfig.LibvirtConfigGuest()
-        config.parse_str(self.get_xml_desc())
+        config.parse_str(self.get_xml_desc(dump_inactive))
         return config
 
     def launch(self, pause: bool = False) -> None:
@@ -84,6 +87,15 @@ class Guest:
                 return False
             time.sleep(interval)
         return True
+
+    def migrate(self, destination_uri: str, destination_xml: str,
+                flags: int) -> None:
+        """Migrate the running domain, defined on the destination from
+        ``destination_xml`` (``virDomainMigrateToURI3``).
+        """
+        self._domain.migrateToURI3(
+            destination_uri,
+            {libvirt.VIR_MIGRATE_PARAM_DEST_XML: destination_xml}, flags)
 
     def delete_configuration(self, keep_nvram: bool = False) -> None:
         """Undefine the domain.

@@ -61,10 +61,6 @@ QEMU_VIRT_TYPES = ('kvm', 'qemu')
 #: Debian and Ubuntu, ``qemu`` on Fedora and derivatives.
 QEMU_SYSTEM_USERS = ('libvirt-qemu', 'qemu')
 
-_DEFAULT_URIS = {
-    'lxc': 'lxc:///',
-    'parallels': 'parallels:///system',
-}
 _QEMU_SYSTEM_URI = 'qemu:///system'
 
 # The default event loop is registered once per process and per libvirt
@@ -88,12 +84,12 @@ _EMBED_CONNECTIONS_LOCK = threading.Lock()
 def default_uri() -> str:
     """The libvirt URI of this compute host.
 
-    ``[libvirt] connection_uri`` when set, otherwise derived from
-    ``[libvirt] virt_type``.
+    ``[libvirt] connection_uri`` when set, otherwise the system QEMU
+    driver, which serves both virt types the driver offers (kvm, qemu).
     """
     if CONF.libvirt.connection_uri:
         return CONF.libvirt.connection_uri
-    return _DEFAULT_URIS.get(CONF.libvirt.virt_type, _QEMU_SYSTEM_URI)
+    return _QEMU_SYSTEM_URI
 
 
 def embed_root(uri: str) -> str | None:
@@ -222,7 +218,9 @@ class StatelessFirmwareSupport:
     ``reasons`` explains the answer, one observation per entry, in the
     order they were made; ``xml_form`` is the form the driver must write
     (``explicit`` with ``loader``, or ``autoselect``) and None when
-    unsupported.
+    unsupported. ``probe_failed`` says the answer is no only because
+    libvirt failed to answer: it is not kept, and the next question asks
+    libvirt again.
     """
 
     supported: bool
@@ -231,6 +229,7 @@ class StatelessFirmwareSupport:
     xml_form: str | None
     libvirt_version: tuple[int, int, int]
     qemu_version: tuple[int, int, int]
+    probe_failed: bool = False
 
 
 class Host:
@@ -584,6 +583,44 @@ class Host:
             return False
         return True
 
+    def supports_stateless_secure_boot(
+            self, arch: str | None = None,
+            machine_type: str | None = None) -> bool:
+        """Whether a stateless guest can enforce secure boot here.
+
+        It needs a firmware of mode ``stateless`` with the features
+        ``secure-boot`` and ``enrolled-keys``: with no variable store,
+        the keys must be in the executable. In the explicit XML form its
+        image must be among the secure loaders libvirt offers; with
+        firmware autoselection libvirt finds it by its descriptor.
+
+        :param arch: the guest architecture; the host's by default.
+        :param machine_type: the guest machine type; the configured
+            default of ``arch`` by default.
+        """
+        support = self.stateless_firmware_support()
+        if not support.supported:
+            return False
+        arch = arch or self.get_host_arch()
+        if machine_type is None:
+            machine_type = self.get_default_machine_type(arch)
+        caps = self.get_domain_capabilities_for(arch, machine_type)
+        try:
+            if support.xml_form == XML_FORM_AUTOSELECT:
+                name = machine_type or caps.machine_type
+                firmware.choose_loader(
+                    self.firmware_descriptors, arch, name,
+                    secure_boot=True, stateless=True,
+                    machine_aliases={name: caps.machine_type})
+                return True
+            if caps.os is None or 'yes' not in caps.os.loader_secure:
+                return False
+            self.get_loader(arch, machine_type, secure_boot=True,
+                            stateless=True)
+        except exception.UEFILoaderNotFound:
+            return False
+        return True
+
     def get_loader(self, arch: str, machine_type: str | None = None,
                    secure_boot: bool = False,
                    stateless: bool = False) -> firmware.UEFILoader:
@@ -628,11 +665,22 @@ class Host:
             loader = self.get_loader(arch, machine_type, secure_boot=False,
                                      stateless=True)
         except exception.UEFILoaderNotFound:
-            return None, (
-                "explicit loader: no UEFI firmware descriptor of mode "
-                "'split' or 'stateless' for %s has its executable among "
+            smm_only = sorted(
+                d.executable for d in self.firmware_descriptors
+                if d.is_uefi and d.mode == firmware.MODE_SPLIT and
+                d.requires_smm and d.supports(arch, machine_type,
+                                              caps.machine_type))
+            why = (
+                "explicit loader: no UEFI firmware descriptor that boots "
+                "without a variable store (mode 'stateless', or 'split' "
+                "without 'requires-smm') for %s has its executable among "
                 "the loader images libvirt offers (%s)" %
                 (where, ', '.join(os_caps.loader_paths) or 'none'))
+            if smm_only:
+                why += ("; the split builds requiring SMM (%s) stop in the "
+                        "firmware without their variable store" %
+                        ', '.join(dict.fromkeys(smm_only)))
+            return None, why
         return loader, (
             "explicit loader: %s, read-only pflash without NVRAM "
             "(descriptor %s, mode '%s')" %
@@ -661,11 +709,11 @@ class Host:
         lv_ver = self.get_libvirt_version()
         hv_ver = self.get_hypervisor_version()
 
-        def result(reasons, loader=None, xml_form=None):
+        def result(reasons, loader=None, xml_form=None, probe_failed=False):
             return StatelessFirmwareSupport(
                 supported=xml_form is not None, reasons=reasons,
                 loader=loader, xml_form=xml_form, libvirt_version=lv_ver,
-                qemu_version=hv_ver)
+                qemu_version=hv_ver, probe_failed=probe_failed)
 
         if lv_ver < MIN_LIBVIRT_STATELESS_FIRMWARE:
             return result([
@@ -687,7 +735,7 @@ class Host:
         except libvirt.libvirtError as ex:
             reasons.append('no domain capabilities for %s/%s: %s' %
                            (arch, machine_type, ex))
-            return result(reasons)
+            return result(reasons, probe_failed=True)
         loader, why = self._explicit_stateless_loader(
             arch, machine_type, caps)
         reasons.append(why)
@@ -703,7 +751,11 @@ class Host:
         return result(reasons)
 
     def stateless_firmware_support(self) -> StatelessFirmwareSupport:
-        """Decide, once, whether guests can boot stateless UEFI here.
+        """Decide whether guests can boot stateless UEFI here.
+
+        Decided once; an answer that failed only because libvirt did not
+        answer (a QEMU probe failing at service start, say) is not kept,
+        so the next call, e.g. the next periodic update, asks again.
 
         True only with libvirt >= ``MIN_LIBVIRT_STATELESS_FIRMWARE`` and a
         way to boot the default machine type of the host arch without a
@@ -714,23 +766,32 @@ class Host:
         descriptor.
         """
         with self._stateless_lock:
-            if self._stateless_support is None:
-                self._stateless_support = self._decide_stateless_firmware()
-        return self._stateless_support
+            if self._stateless_support is not None:
+                return self._stateless_support
+            support = self._decide_stateless_firmware()
+            if not support.probe_failed:
+                self._stateless_support = support
+            return support
 
     def _decide_stateless_firmware(self) -> StatelessFirmwareSupport:
         support = self._check_stateless_firmware()
-        LOG.info('Stateless firmware support: %(supported)s '
-                 '(libvirt %(lv)s, QEMU %(hv)s, XML form %(form)s): '
-                 '%(reasons)s',
-                 {'supported': support.supported,
+        values = {'supported': support.supported,
                   'lv': _version_str(support.libvirt_version),
                   'hv': _version_str(support.qemu_version),
                   'form': support.xml_form,
-                  'reasons': '; '.join(support.reasons)})
+                  'reasons': '; '.join(support.reasons)}
+        if support.probe_failed:
+            LOG.warning('Stateless firmware support unknown, libvirt failed '
+                        'to answer (libvirt %(lv)s, QEMU %(hv)s): '
+                        '%(reasons)s; asking again at the next update',
+                        values)
+        else:
+            LOG.info('Stateless firmware support: %(supported)s '
+                     '(libvirt %(lv)s, QEMU %(hv)s, XML form %(form)s): '
+                     '%(reasons)s', values)
         return support
 
-    @functools.cached_property
+    @property
     def supports_stateless_firmware(self) -> bool:
         return self.stateless_firmware_support().supported
 

@@ -19,14 +19,35 @@ class LibvirtLiveMigrateData:
     dst_os_loader: ty.Optional[str] = None
     #: ``efi`` when the destination autoselects the firmware.
     dst_os_firmware: ty.Optional[str] = None
+    #: Whether the destination's explicit loader enforces secure boot.
+    dst_os_loader_secure: ty.Optional[bool] = None
+    #: The firmware features the destination's autoselection asks for
+    #: (name -> enabled).
+    dst_os_firmware_features: dict[str, bool] = dataclasses.field(
+        default_factory=dict)
+
+
+#: The libvirt URI of a live migration's destination host, as Nova's
+#: default ``[libvirt] live_migration_scheme`` (tcp) gives it.
+DESTINATION_URI = 'qemu+tcp://%s/system'
+
+
+def destination_uri(dest: str) -> str:
+    """The URI the source's libvirt migrates to, peer to peer."""
+    return DESTINATION_URI % dest
 
 
 def get_updated_guest_xml(guest_xml: str,
                           migrate_data: LibvirtLiveMigrateData) -> str:
     """Return the domain XML as it must be defined on the destination.
 
-    The firmware image may live at another path there; the guest keeps its
-    mode: a stateless guest stays stateless and gains no ``<nvram>``.
+    A stateless guest is written in the destination's XML form, whatever
+    the source's: an explicit read-only loader at the destination's path,
+    or ``<os firmware='efi'>`` with a pathless stateless loader where the
+    destination autoselects; the two hosts' libvirt may each accept only
+    its own. The guest keeps its mode: a stateless guest stays stateless
+    and gains no ``<nvram>``. A stateful guest keeps its loader and
+    variable store, the loader at the destination's path.
     """
     root = etree.fromstring(guest_xml)
     _update_loader(root, migrate_data)
@@ -41,10 +62,51 @@ def _update_loader(root: etree._Element,
     loader = os_node.find('loader')
     if loader is None:
         return
-    if migrate_data.dst_os_loader and loader.text:
-        loader.text = migrate_data.dst_os_loader
-    if loader.get('stateless') == 'yes':
-        # Never give a stateless guest a variable store, whatever the
-        # source definition carried.
-        for nvram in os_node.findall('nvram'):
-            os_node.remove(nvram)
+    if loader.get('stateless') != 'yes':
+        if migrate_data.dst_os_loader and loader.text:
+            loader.text = migrate_data.dst_os_loader
+        return
+    if migrate_data.dst_os_firmware == 'efi':
+        _to_autoselection(os_node, loader, migrate_data)
+    elif migrate_data.dst_os_loader:
+        _to_explicit_loader(os_node, loader, migrate_data)
+    # Never give a stateless guest a variable store, whatever the source
+    # definition carried.
+    for nvram in os_node.findall('nvram'):
+        os_node.remove(nvram)
+
+
+def _remove_firmware_features(os_node: etree._Element) -> None:
+    for node in os_node.findall('firmware'):
+        os_node.remove(node)
+
+
+def _to_autoselection(os_node: etree._Element, loader: etree._Element,
+                      migrate_data: LibvirtLiveMigrateData) -> None:
+    # A live source that autoselected shows the image libvirt resolved;
+    # the destination resolves its own, and libvirt rejects loader
+    # attributes other than 'stateless' beside autoselection.
+    os_node.set('firmware', 'efi')
+    loader.attrib.clear()
+    loader.set('stateless', 'yes')
+    loader.text = None
+    _remove_firmware_features(os_node)
+    if migrate_data.dst_os_firmware_features:
+        node = etree.Element('firmware')
+        for name, enabled in migrate_data.dst_os_firmware_features.items():
+            etree.SubElement(node, 'feature', enabled='yes' if enabled
+                             else 'no', name=name)
+        os_node.find('type').addnext(node)
+
+
+def _to_explicit_loader(os_node: etree._Element, loader: etree._Element,
+                        migrate_data: LibvirtLiveMigrateData) -> None:
+    os_node.attrib.pop('firmware', None)
+    _remove_firmware_features(os_node)
+    loader.attrib.clear()
+    loader.set('readonly', 'yes')
+    if migrate_data.dst_os_loader_secure:
+        loader.set('secure', 'yes')
+    loader.set('type', 'pflash')
+    loader.set('stateless', 'yes')
+    loader.text = migrate_data.dst_os_loader

@@ -148,43 +148,72 @@ class FaultsTestCase(base.LibvirtBootTestCase):
         return code
 
     def test_firmware_removed_before_hard_reboot(self):
+        # nova-compute cannot tell a removed firmware file from one it
+        # does not see (libvirt in another container): libvirt's domain
+        # capabilities decide, the missing file is only a warning, and the
+        # start fails in libvirt, leaving the domain and its NVRAM for a
+        # retry once the firmware is back.
         code = self._use_firmware_copy()
         stateless = self.spawn(base.make_image(stateless=True), wait=False)
         stateful = self.spawn(base.make_image(stateless=False), wait=False)
         [nvram] = self.nvram_files(stateful)
         self.assertEqual(code, self.live_config(stateless).os_loader)
         self.assertEqual(code, self.live_config(stateful).os_loader)
-        domain_ids = {i.name: self.driver._get_guest(i)._domain.ID()
-                      for i in (stateless, stateful)}
         saved = code + '.saved'
         os.rename(code, saved)
 
         for instance in (stateless, stateful):
             ex = self.assertRaises(
-                exception.UEFILoaderFileNotFound, self.driver.reboot,
+                libvirt_host.libvirt.libvirtError, self.driver.reboot,
                 self.context, instance, None, libvirt_driver.REBOOT_HARD)
             self.assertIn(code, str(ex))
-            # Refused before the guest was touched: the same QEMU still
-            # runs the same domain.
-            self.assert_running(instance)
-            self.assertEqual(domain_ids[instance.name],
-                             self.driver._get_guest(instance)._domain.ID())
-
-            ex = self.assertRaises(
-                exception.MigrationPreCheckError,
-                self.driver.check_can_live_migrate_destination,
-                self.context, instance)
-            self.assertIn(code, str(ex))
-        self.assert_stateless(stateless)
-        self.assertEqual(nvram, self.assert_stateful(stateful))
+            self.assertEqual(libvirt_driver.POWER_SHUTDOWN,
+                             self.driver.get_info(instance))
+        self.assertIn('UEFI firmware file %s, which libvirt offered, is not '
+                      'visible to nova-compute' % code, self.stdlog.output)
+        self.assertEqual([nvram], self.nvram_files(stateful))
+        base.write_nvram_marker(nvram)
 
         # Recovery: put the firmware back and reboot.
         os.rename(saved, code)
-        self.driver.reboot(self.context, stateful, None,
-                           libvirt_driver.REBOOT_HARD)
+        for instance in (stateless, stateful):
+            self.driver.reboot(self.context, instance, None,
+                               libvirt_driver.REBOOT_HARD)
         self.wait_for_firmware(stateful)
+        self.assert_stateless(stateless)
         self.assertEqual(nvram, self.assert_stateful(stateful))
+        self.assertTrue(base.has_nvram_marker(nvram))
 
         for instance in (stateless, stateful):
             self.driver.destroy(self.context, instance)
             self.assert_gone(instance)
+
+    def test_refused_define_keeps_domain_and_nvram(self):
+        # A resize to a flavor libvirt refuses at define: q35 takes at most
+        # 288 vCPUs. The old definition stays with its NVRAM, and destroy
+        # removes both; nothing is orphaned.
+        instance = self.spawn(base.make_image(stateless=False), wait=False)
+        self.driver.power_off(instance)
+        [nvram] = self.nvram_files(instance)
+        base.write_nvram_marker(nvram)
+        self.driver.migrate_disk_and_power_off(
+            self.context, instance, base.COMPUTE_HOST, self.flavor)
+        instance.flavor = base.make_flavor(vcpus=4096, name='huge',
+                                           flavor_id=3)
+
+        ex = self.assertRaises(
+            libvirt_host.libvirt.libvirtError, self.driver.finish_migration,
+            self.context, None, instance, '', None, instance.image_meta,
+            resize_instance=False)
+
+        self.assertIn('Maximum CPUs greater than specified machine type '
+                      'limit', str(ex))
+        self.assertEqual(libvirt_driver.POWER_SHUTDOWN,
+                         self.driver.get_info(instance))
+        self.assertEqual(1, self.driver._get_guest(instance).get_config(
+            dump_inactive=True).vcpus)
+        self.assertEqual([nvram], self.nvram_files(instance))
+        self.assertTrue(base.has_nvram_marker(nvram))
+        self.driver.destroy(self.context, instance)
+        self.assert_gone(instance)
+        self.assertFalse(os.path.exists(nvram))

@@ -7,17 +7,34 @@ of a process waits a few seconds for libvirt to probe QEMU.
 """
 
 import os
+import time
 
+import fixtures
 from lxml import etree
+import os_traits
 
+import nova.conf
 from nova import exception
 from nova import test
 from nova.tests.fixtures import libvirt_embed
+from nova.virt import driver as virt_driver
+from nova.virt.libvirt import boot_evidence
+from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import firmware
 from nova.virt.libvirt import host
 
+CONF = nova.conf.CONF
 
-def stateless_domain_xml(name: str, loader_path: str) -> str:
+#: What OVMF prints on the serial console when it stops on an exception.
+FIRMWARE_EXCEPTION = 'X64 Exception Type'
+
+
+def stateless_domain_xml(name: str, loader_path: str, smm: bool = False,
+                         console: str | None = None) -> str:
+    serial = ''
+    if console is not None:
+        serial = (f"<devices><serial type='file'><source path='{console}'/>"
+                  f"</serial></devices>")
     return f"""
 <domain type='qemu'>
   <name>{name}</name>
@@ -27,8 +44,26 @@ def stateless_domain_xml(name: str, loader_path: str) -> str:
     <type arch='x86_64' machine='q35'>hvm</type>
     <loader readonly='yes' type='pflash' stateless='yes'>{loader_path}</loader>
   </os>
-  <features><acpi/></features>
+  <features><acpi/>{'<smm/>' if smm else ''}</features>
+  {serial}
 </domain>"""
+
+
+def wait_for_console(path: str, needles: tuple[str, ...],
+                     timeout: float = 90) -> str:
+    """The console text once it holds one of ``needles`` (or timed out)."""
+    deadline = time.monotonic() + timeout
+    text = ''
+    while time.monotonic() < deadline:
+        try:
+            with open(path, 'rb') as f:
+                text = f.read().decode('utf-8', 'replace')
+        except FileNotFoundError:
+            pass
+        if any(needle in text for needle in needles):
+            break
+        time.sleep(0.5)
+    return text
 
 
 class RealHostTestCase(test.NoDBTestCase):
@@ -126,6 +161,16 @@ class RealHostTestCase(test.NoDBTestCase):
         # No descriptor here enforces secure boot without a variable store.
         self.assertRaises(exception.UEFILoaderNotFound, self.host.get_loader,
                           'x86_64', 'q35', secure_boot=True, stateless=True)
+        self.assertFalse(self.host.supports_stateless_secure_boot())
+        driver = libvirt_driver.LibvirtDriver()
+        driver.init_host('real')
+        self.assertEqual(
+            {os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE: True,
+             os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT: True,
+             virt_driver.STATELESS_SECURE_BOOT_TRAIT: False},
+            {trait: value for trait, value in
+             driver.capabilities_as_traits().items()
+             if 'SECURITY' in trait})
 
     def test_domain_helpers(self):
         loader = self.host.stateless_firmware_support().loader
@@ -136,3 +181,61 @@ class RealHostTestCase(test.NoDBTestCase):
                          self.host.get_domain('helper-domain').name())
         self.assertRaises(exception.InstanceNotFound, self.host.get_domain,
                           'no-such-domain')
+
+
+class MaskedPlainFirmwareTestCase(test.NoDBTestCase):
+    """Debian's OVMF with its plain build masked, as an operator may do
+    with an empty file of the same name in a later descriptor directory:
+    only the secure boot builds, which require SMM, are left.
+    """
+
+    PLAIN = '60-edk2-x86_64.json'
+
+    def setUp(self):
+        super().setUp()
+        self.embed = self.useFixture(libvirt_embed.EmbeddedLibvirtFixture())
+        self.work = self.useFixture(fixtures.TempDir()).path
+        mask = os.path.join(self.work, 'firmware')
+        os.makedirs(mask)
+        with open(os.path.join(mask, self.PLAIN), 'w'):
+            pass
+        self.flags(firmware_descriptor_dirs=list(
+            CONF.libvirt.firmware_descriptor_dirs) + [mask],
+            group='libvirt')
+        self.flags(instances_path=os.path.join(self.work, 'instances'))
+
+    def test_smm_builds_stop_without_a_variable_store(self):
+        # The premise of the rule, on this machine's QEMU and OVMF: the
+        # builds left boot with their variable store but stop in the
+        # firmware when mapped read-only alone, SMM emulated or not.
+        descriptors = host.Host(self.embed.uri).firmware_descriptors
+        self.assertNotIn(self.PLAIN, [d.name for d in descriptors])
+        [secure] = [d for d in descriptors if d.secure_boot and
+                    not d.enrolled_keys]
+        self.assertTrue(secure.requires_smm)
+        self.assertFalse(firmware.boots_stateless(secure))
+
+        console = os.path.join(self.work, 'smm-stateless.console')
+        domain = self.embed.host.write_instance_config(stateless_domain_xml(
+            'smm-stateless', secure.executable, smm=True, console=console))
+        domain.create()
+        text = wait_for_console(console, (FIRMWARE_EXCEPTION,) +
+                                boot_evidence.FIRMWARE_MARKERS)
+        domain.destroy()
+        self.assertIn(FIRMWARE_EXCEPTION + ' - 06(#UD', text)
+        self.assertNotIn('BdsDxe:', text)
+
+    def test_no_stateless_support_and_no_trait(self):
+        support = host.Host(self.embed.uri).stateless_firmware_support()
+
+        self.assertFalse(support.supported, support.reasons)
+        self.assertIsNone(support.loader)
+        self.assertIn('OVMF_CODE_4M.secboot.fd) stop in the firmware',
+                      support.reasons[1])
+        driver = libvirt_driver.LibvirtDriver()
+        driver.init_host('masked')
+        traits = driver.capabilities_as_traits()
+        self.assertFalse(
+            traits[os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE])
+        # Stateful guests and secure boot are still offered.
+        self.assertTrue(traits[os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT])

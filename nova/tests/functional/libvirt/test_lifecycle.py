@@ -10,9 +10,14 @@ not, since a deleted file's inode is commonly reused by the next one.
 
 import os
 
+import fixtures
+
+import nova.conf
 from nova import objects
 from nova.tests.functional.libvirt import base
 from nova.virt.libvirt import driver as libvirt_driver
+
+CONF = nova.conf.CONF
 
 
 class LifecycleTestCase(base.LibvirtBootTestCase):
@@ -190,3 +195,47 @@ class LifecycleTestCase(base.LibvirtBootTestCase):
         for instance in (stateless, stateful):
             self.driver.destroy(self.context, instance)
             self.assert_gone(instance)
+
+    def test_stateful_guest_keeps_its_loader_after_a_descriptor_change(self):
+        instance = self.spawn(base.make_image(stateless=False), wait=False)
+        created = self.live_config(instance).os_loader
+        self.assertEqual('/usr/share/OVMF/OVMF_CODE_4M.fd', created)
+        nvram = self._power_off_and_mark(instance)
+
+        # The plain build's descriptor masked and the service restarted:
+        # a new stateful guest would now get the secure boot build.
+        mask = self.useFixture(fixtures.TempDir()).path
+        with open(os.path.join(mask, '60-edk2-x86_64.json'), 'w'):
+            pass
+        self.flags(firmware_descriptor_dirs=list(
+            CONF.libvirt.firmware_descriptor_dirs) + [mask],
+            group='libvirt')
+        self.driver = self.start_driver()
+        fresh = self.driver._get_guest_config(
+            self.create_instance(base.make_image(stateless=False)),
+            instance.image_meta)
+        self.assertEqual('/usr/share/OVMF/OVMF_CODE_4M.secboot.fd',
+                         fresh.os_loader)
+
+        # The existing guest keeps the build its variables were made by.
+        self.driver.power_on(self.context, instance)
+        self.wait_for_firmware(instance)
+        self._assert_same_store(instance, nvram)
+        self.assertEqual(created, self.pflash(instance)[0].filename)
+        self.driver.reboot(self.context, instance, None,
+                           libvirt_driver.REBOOT_HARD)
+        self._assert_same_store(instance, nvram)
+        self.assertEqual(created, self.pflash(instance)[0].filename)
+        new_flavor = base.make_flavor(name='bigger', memory_mb=384,
+                                      flavor_id=2)
+        self.driver.migrate_disk_and_power_off(
+            self.context, instance, base.COMPUTE_HOST, new_flavor)
+        instance.flavor = new_flavor
+        self.driver.finish_migration(
+            self.context, None, instance, '', None, instance.image_meta,
+            resize_instance=False)
+        self._assert_same_store(instance, nvram)
+        self.assertEqual(created, self.pflash(instance)[0].filename)
+
+        self.driver.destroy(self.context, instance)
+        self.assert_gone(instance)

@@ -6,7 +6,9 @@ tests read what it printed and its exit status. Bad input must be refused
 before libvirt is touched, so those tests run without any libvirt.
 """
 
+import io
 import json
+import os
 
 import fixtures
 import os_traits
@@ -101,16 +103,44 @@ class ParseFlavorTestCase(test.NoDBTestCase):
     def test_not_an_integer(self):
         ex = self.assertRaises(exception.InvalidInput, common.parse_flavor,
                                'ram=lots')
-        self.assertIn("ram must be an integer >= 1, not 'lots'",
-                      ex.format_message())
+        self.assertIn("ram must be an integer from 1 to 2147483647, not "
+                      "'lots'", ex.format_message())
 
     def test_below_minimum(self):
         ex = self.assertRaises(exception.InvalidInput, common.parse_flavor,
                                'vcpus=0')
-        self.assertIn("vcpus must be an integer >= 1, not '0'",
-                      ex.format_message())
+        self.assertIn("vcpus must be an integer from 1 to 2147483647, not "
+                      "'0'", ex.format_message())
         self.assertRaises(exception.InvalidInput, common.parse_flavor,
                           'disk=-1')
+
+    def test_above_what_nova_and_placement_store(self):
+        # Placement failed on it with a 500, which read "No valid host".
+        ex = self.assertRaises(exception.InvalidInput, common.parse_flavor,
+                               'disk=99999999999999999999')
+        self.assertEqual(
+            "Invalid input received: --flavor 'disk=99999999999999999999': "
+            "disk must be an integer from 0 to 2147483647, not "
+            "'99999999999999999999'", ex.format_message())
+        self.assertEqual(
+            2147483647, common.parse_flavor('disk=2147483647').root_gb)
+
+    def test_only_plain_ascii_digits_are_numbers(self):
+        # int() reads both of these; a user typing them meant something
+        # else, or nothing.
+        for text in ('ram=\uff12\uff15\uff16', 'ram=2_56', 'ram=+256',
+                     'ram=256.0'):
+            ex = self.assertRaises(exception.InvalidInput,
+                                   common.parse_flavor, text)
+            self.assertIn('ram must be an integer from 1', ex.format_message())
+
+    def test_summary_names_every_size(self):
+        flavor = common.parse_flavor('ephemeral=2,swap=512')
+        summary = common.flavor_summary(flavor)
+        self.assertEqual('vcpus=1,ram=256,disk=1,ephemeral=2,swap=512',
+                         str(summary))
+        self.assertEqual({'vcpus': 1, 'ram': 256, 'disk': 1, 'ephemeral': 2,
+                          'swap': 512}, summary)
 
     def test_item_without_equals_sign(self):
         ex = self.assertRaises(exception.InvalidInput, common.parse_flavor,
@@ -128,6 +158,25 @@ class UnknownPropertiesTestCase(test.NoDBTestCase):
                 'hw_firmware_stateles', 'hw_firmware_stateless',
                 'hw_firmware_type', 'architecture', 'os_distro']))
 
+    def test_extra_specs_nothing_reads(self):
+        self.assertEqual(
+            ['hw:mem_encryption_modle', 'os:secure_bot'],
+            common.unknown_extra_specs([
+                'os:secure_bot', 'os:secure_boot', 'hw:mem_encryption',
+                'hw:mem_encryption_modle', 'hw:mem_encryption_model',
+                'resources:VCPU', 'trait:CUSTOM_X']))
+
+
+class MachineTypeSummaryTestCase(test.NoDBTestCase):
+
+    def test_versioned_families_are_summed_up(self):
+        self.assertEqual(
+            'pc, q35, pc-i440fx-2.0 to pc-i440fx-7.2, pc-q35-2.10 to '
+            'pc-q35-7.2, virt-9.0',
+            common.summarize_machine_types([
+                'q35', 'pc-q35-7.2', 'pc-q35-2.10', 'pc-q35-4.0.1', 'pc',
+                'pc-i440fx-7.2', 'pc-i440fx-2.0', 'virt-9.0']))
+
 
 class ParserTestCase(test.NoDBTestCase):
 
@@ -135,6 +184,13 @@ class ParserTestCase(test.NoDBTestCase):
         args = firmware._parse_args(list(argv))
         self.assertNotIsInstance(args, int)
         return args
+
+    def parse_error(self, *argv):
+        """The error line of a command line argparse refuses."""
+        stderr = self.useFixture(fixtures.MonkeyPatch(
+            'sys.stderr', io.StringIO())).new_value
+        self.assertEqual(2, firmware._parse_args(list(argv)))
+        return stderr.getvalue().splitlines()[-1]
 
     def test_global_options_before_or_after_the_command(self):
         before = self.parse('--json', '--state-dir', '/s', '--connection',
@@ -157,6 +213,20 @@ class ParserTestCase(test.NoDBTestCase):
         args = self.parse('--virt-type', 'kvm', 'check', '--virt-type',
                           'qemu')
         self.assertEqual('qemu', args.virt_type)
+
+    def test_empty_state_dir_or_connection_is_refused(self):
+        for option in ('--state-dir', '--connection'):
+            result = self.parse_error(option, '', 'check')
+            self.assertIn('argument %s: must not be empty; leave %s out for '
+                          'the default' % (option, option), result)
+
+    def test_timeout_must_be_a_finite_positive_decimal(self):
+        for text in ('nan', 'inf', '-inf', '1e400', '1e3', '0', '0.0', '-1',
+                     '1_0', '\uff11\uff10', ''):
+            result = self.parse_error('boot', '--timeout=%s' % text)
+            self.assertIn('argument --timeout: must be a positive number '
+                          'of seconds', result)
+        self.assertEqual(0.5, self.parse('boot', '--timeout', '0.5').timeout)
 
     def test_boot_defaults(self):
         args = self.parse('boot')
@@ -232,8 +302,9 @@ class MainTestCase(test.NoDBTestCase):
 
     def test_xml_bad_flavor(self):
         result = self.run_cli('xml', '--flavor', 'vcpus=1,ram=abc')
-        self.assertOneErrorLine(result, 2, 'xml',
-                                "ram must be an integer >= 1, not 'abc'")
+        self.assertOneErrorLine(
+            result, 2, 'xml',
+            "ram must be an integer from 1 to 2147483647, not 'abc'")
 
     def test_xml_bad_extra_spec(self):
         result = self.run_cli('xml', *STATELESS_PROPERTIES,
@@ -254,8 +325,70 @@ class MainTestCase(test.NoDBTestCase):
 
     def test_boot_refuses_a_timeout_that_is_not_positive(self):
         result = self.run_cli('boot', '--timeout', '0')
-        self.assertOneErrorLine(result, 2, 'boot', '--timeout must be a '
-                                                   'positive number')
+        self.assertEqual(2, result.code)
+        self.assertEqual('', result.stdout)
+        self.assertEqual(
+            "nova-firmware boot: error: argument --timeout: must be a "
+            "positive number of seconds, not '0'",
+            result.stderr_lines[-1])
+
+    def test_usage_error_as_json(self):
+        result = self.run_cli('boot', '--json', '--timeout', 'nan')
+        self.assertEqual(2, result.code)
+        self.assertEqual(
+            {'command': 'boot', 'exit_code': 2, 'warnings': [],
+             'error': "argument --timeout: must be a positive number of "
+                      "seconds such as 120 or 0.5, not 'nan'"},
+            json.loads(result.stdout))
+
+    def test_bad_input_as_json(self):
+        result = self.run_cli('--json', 'xml', '--property',
+                              'hw_firmware_stateless=ture')
+        self.assertEqual(2, result.code)
+        document = json.loads(result.stdout)
+        self.assertEqual('xml', document['command'])
+        self.assertEqual(2, document['exit_code'])
+        self.assertIn("'hw_firmware_stateless'", document['error'])
+
+    def test_control_character_in_machine_type(self):
+        result = self.run_cli('xml', '--property', 'hw_machine_type=q3\x015')
+        self.assertOneErrorLine(
+            result, 2, 'xml',
+            "Invalid value 'q3\\x015' for image property 'hw_machine_type': "
+            "accepted values are machine type names such as q35 or "
+            "pc-q35-7.2, without control characters.")
+
+    def test_state_dir_that_is_a_file(self):
+        path = os.path.join(self.state_dir, 'file')
+        open(path, 'w').close()
+        result = self.cli.run('--state-dir', path, 'check')
+        self.assertOneErrorLine(
+            result, 2, 'check',
+            '--state-dir %s exists and is not a directory.' % path)
+
+    def test_bad_boolean_in_the_configuration(self):
+        # oslo.config itself printed a line and exited 1 for an option it
+        # also takes on the command line; 1 means "unsupported host" here.
+        for text, option, reason in (
+                ('[DEFAULT]\ndebug = maybe\n', '[DEFAULT] debug',
+                 'Invalid Boolean value: maybe'),
+                ('[placement]\nembedded = maybe\n', '[placement] embedded',
+                 "Unexpected boolean value 'maybe'"),
+                ('[libvirt]\nvirt_type = lxc\n', '[libvirt] virt_type',
+                 "Valid values are [kvm, qemu], but found 'lxc'")):
+            conf = os.path.join(self.state_dir, 'nova.conf')
+            with open(conf, 'w') as f:
+                f.write(text)
+            result = self.run_cli('--json', '--config-file', conf, 'check')
+            self.assertEqual(2, result.code, result)
+            self.assertEqual(
+                'configuration %s: option %s is not valid: %s' % (
+                    conf, option, reason),
+                json.loads(result.stdout)['error'])
+            self.assertEqual(
+                ['nova-firmware check: error: configuration %s: option %s '
+                 'is not valid: %s' % (conf, option, reason)],
+                result.stderr_lines)
 
     def test_libvirt_logs_to_a_file_in_the_state_directory(self):
         self.run_cli('xml', '--property', 'hw_firmware_type=efi')
@@ -399,13 +532,15 @@ class XmlTestCase(_FakeHostTestCase):
         self.assertEqual({'hw_firmware_type': 'uefi',
                           'hw_firmware_stateless': 'true'},
                          report['image_properties'])
-        self.assertEqual('vcpus=1,ram=512,disk=1', report['flavor'])
+        self.assertEqual({'vcpus': 1, 'ram': 512, 'disk': 1, 'ephemeral': 0,
+                          'swap': 0}, report['flavor'])
         self.assertIn('MEMORY_MB:512', report['query'])
         self.assertIn("stateless=\"yes\"", report['xml'])
         self.assertIsNone(report['error'])
 
     def test_request_this_host_cannot_honour(self):
-        # No firmware here enforces secure boot without a variable store.
+        # No firmware here enforces secure boot without a variable store,
+        # so the host does not report the trait the scheduler asks for.
         result = self.run_cli('xml', *STATELESS_PROPERTIES,
                               '--property', 'os_secure_boot=required')
 
@@ -416,7 +551,23 @@ class XmlTestCase(_FakeHostTestCase):
         self.assertEqual(1, len(result.stderr_lines), result.stderr)
         self.assertTrue(result.stderr_lines[0].startswith(
             'nova-firmware xml: error: this host cannot honour the '
-            'request: Secure boot with stateless firmware was required'))
+            'request: it does not report trait '
+            'CUSTOM_COMPUTE_SECURITY_STATELESS_UEFI_SECURE_BOOT (secure '
+            'boot without a variable store needs'))
+
+    def test_traits_this_host_does_not_report(self):
+        result = self.run_cli(
+            'xml', '--json', *STATELESS_PROPERTIES,
+            '--extra-spec', 'trait:CUSTOM_RACK_7=required',
+            '--extra-spec', 'trait:%s=forbidden' % STATELESS)
+
+        self.assertEqual(1, result.code, result)
+        report = json.loads(result.stdout)
+        self.assertIsNone(report['xml'])
+        self.assertEqual(
+            'this host cannot honour the request: it does not report trait '
+            'CUSTOM_RACK_7, forbidden trait %s is reported' % STATELESS,
+            report['error'])
 
     def test_unknown_property_is_warned_about(self):
         result = self.run_cli('xml', '--property',

@@ -14,13 +14,10 @@ import fixtures
 import os_traits
 
 from nova.cmd import firmware_boot as fb
-from nova.compute import manager as compute_manager
 import nova.conf
-from nova import exception
 from nova import objects
 from nova import test
 from nova.tests.fixtures import libvirt as fakelibvirt
-from nova.tests.fixtures import placement as placement_fixture
 from nova.tests.unit.cmd import cli_fixture
 from nova.virt.libvirt import boot_evidence
 
@@ -149,64 +146,6 @@ class FreeInstanceIdTestCase(test.NoDBTestCase):
              'someone-elses-guest']))
 
 
-class PlacementConfigTestCase(test.NoDBTestCase):
-
-    def test_embedded_by_default(self):
-        fb.configure_placement(None)
-        self.assertTrue(CONF.placement.embedded)
-        self.assertEqual('embedded (sqlite://)', fb.placement_description())
-
-    def test_database_password_is_not_shown(self):
-        self.flags(embedded_connection='mysql+pymysql://nova:s3cret@db/pl',
-                   group='placement')
-        self.assertEqual('embedded (mysql+pymysql://nova:***@db/pl)',
-                         fb.placement_description())
-
-    def test_url_without_credentials(self):
-        fb.configure_placement('http://127.0.0.1:8778')
-        conf = CONF.placement
-        self.assertFalse(conf.embedded)
-        self.assertEqual('http://127.0.0.1:8778', conf.endpoint_override)
-        self.assertEqual('none', conf.auth_type)
-        self.assertEqual('http://127.0.0.1:8778 (auth_type none)',
-                         fb.placement_description())
-
-    def test_url_keeps_configured_credentials(self):
-        self.flags(auth_type='password', group='placement')
-        fb.configure_placement('http://placement.example')
-        self.assertEqual('password', CONF.placement.auth_type)
-
-
-class ProbePlacementTestCase(test.NoDBTestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.placement = self.useFixture(
-            placement_fixture.PlacementFixture())
-
-    def test_new_node(self):
-        self.assertEqual(
-            {'api_versions': '1.0-1.39',
-             'compute_node': 'not registered yet'},
-            fb.probe_placement(self.placement.adapter, 'compute1'))
-
-    def test_registered_node(self):
-        uuid = compute_manager.compute_node_uuid('compute1')
-        self.placement.client.get_provider_tree_and_ensure_root(
-            uuid, 'compute1')
-        self.assertEqual(
-            'registered (%s)' % uuid,
-            fb.probe_placement(self.placement.adapter,
-                               'compute1')['compute_node'])
-
-    def test_unreachable(self):
-        self.placement.interference.cut()
-        ex = self.assertRaises(exception.PlacementAPIConnectFailure,
-                               fb.probe_placement,
-                               self.placement.interference, 'compute1')
-        self.assertIn('Unable to establish connection', ex.format_message())
-
-
 class _BootTestCase(test.NoDBTestCase):
     """``nova-firmware boot`` with fakelibvirt as the hypervisor."""
 
@@ -234,6 +173,8 @@ class _BootTestCase(test.NoDBTestCase):
     def assertNothingLeft(self):
         self.assertEqual({}, self.fake.hypervisor.domains)
         self.assertEqual([], os.listdir(self.instances))
+        self.assertEqual([], os.listdir(os.path.join(self.state_dir,
+                                                     'runs')))
 
 
 class BootTestCase(_BootTestCase):
@@ -316,6 +257,37 @@ class BootTestCase(_BootTestCase):
         self.assertIn('failed', lines[3])
         self.assertNothingLeft()
 
+    def test_a_property_cannot_forge_the_verdict(self):
+        result = self.boot(
+            '--property', 'hw_firmware_stateless=false',
+            '--property', 'os_distro=x\nPASS: the guest booted stateless '
+                          'UEFI firmware, as requested (9.9s in all).')
+
+        self.assertEqual(1, result.code, result)
+        self.assertIn('os_distro=x\\nPASS: the guest booted stateless UEFI',
+                      result.stdout)
+        self.assertEqual(
+            [], [line for line in result.stdout.splitlines()
+                 if line.startswith('PASS')])
+        self.assertIn('FAIL: the boot does not show stateful UEFI firmware',
+                      result.stdout)
+
+    def test_warnings_are_said_and_in_the_json_document(self):
+        result = self.boot('--json', '--property', 'hw_firmware_type=bios',
+                           '--extra-spec', 'os:secure_bot=required')
+
+        report = json.loads(result.stdout)
+        self.assertEqual(
+            ["flavor extra spec 'os:secure_bot' is not one Nova reads here; "
+             "it has no effect",
+             "image property 'hw_firmware_stateless' is ignored: the image "
+             "boots BIOS, which keeps no NVRAM; set 'hw_firmware_type=uefi' "
+             "to boot stateless UEFI firmware"], report['warnings'])
+        self.assertEqual(['nova-firmware boot: warning: %s' % warning
+                          for warning in report['warnings']],
+                         result.stderr_lines)
+        self.assertNothingLeft()
+
     def test_keep_leaves_the_guest(self):
         result = self.boot('--keep')
 
@@ -324,11 +296,17 @@ class BootTestCase(_BootTestCase):
                          list(self.fake.hypervisor.domains))
         self.assertIn('[8/8] cleanup: --keep ... skipped '
                       '(instance-00000001 left running)', result.stdout)
-        self.assertIn('undefine --nvram instance-00000001', result.stdout)
+        self.assertIn('      remove with:        nova-firmware --state-dir '
+                      '%s cleanup\n' % self.state_dir, result.stdout)
 
-        # The next guest gets a name of its own.
-        result = self.boot('--keep')
-        self.assertIn('[5/8] spawn: instance-00000002', result.stdout)
+        # The next boot removes it, and says so.
+        result = self.boot()
+        self.assertRegex(
+            result.stdout,
+            r'        - removed running domain instance-00000001 \([-0-9a-f]+'
+            r'\) kept by an earlier run \(pid \d+, --keep\)\n')
+        self.assertIn('[5/8] spawn: instance-00000001', result.stdout)
+        self.assertNothingLeft()
 
 
 class BootOldLibvirtTestCase(_BootTestCase):

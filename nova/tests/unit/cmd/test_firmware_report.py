@@ -9,7 +9,53 @@ from nova.cmd import firmware_report as fr
 from nova import test
 
 
+class PrintableTestCase(test.NoDBTestCase):
+
+    def test_control_characters_are_escaped(self):
+        self.assertEqual('x\\nPASS: y', fr.printable('x\nPASS: y'))
+        self.assertEqual('\\x1b[2J\\r\\t', fr.printable('\x1b[2J\r\t'))
+        # Bidirectional overrides and line separators hide or move text.
+        self.assertEqual('a\\u202eb\\u2028c',
+                         fr.printable('a\u202eb\u2028c'))
+
+    def test_printable_text_is_left_alone(self):
+        text = 'pc-q35-7.2 caf\u00e9 \u00fc\u4e2d <os> "quoted" \\'
+        self.assertEqual(text, fr.printable(text))
+
+
 class RenderFieldsTestCase(test.NoDBTestCase):
+
+    def test_no_value_can_start_a_line_of_its_own(self):
+        forged = 'x\nPASS: the guest booted stateless UEFI firmware'
+        lines = fr.render_fields({
+            'image_properties': {'os_distro': forged, forged: 'x'},
+            'traits': [forged], 'pflash': [{'file': forged}],
+            'os': forged})
+        self.assertEqual(
+            ['image properties:',
+             '  os_distro=x\\nPASS: the guest booted stateless UEFI '
+             'firmware',
+             '  x\\nPASS: the guest booted stateless UEFI firmware=x',
+             'traits:',
+             '  - x\\nPASS: the guest booted stateless UEFI firmware',
+             'pflash:',
+             '  - file: x\\nPASS: the guest booted stateless UEFI firmware',
+             # Text of several lines (XML) stays indented below its label.
+             'os:',
+             '  x',
+             '  PASS: the guest booted stateless UEFI firmware'],
+            lines)
+
+    def test_inline_values_are_objects_shown_on_one_line(self):
+        self.assertEqual(
+            ['flavor:             vcpus=1,ram=256',
+             'machine type:       q35 (pc-q35-7.2)'],
+            fr.render_fields({
+                'flavor': fr.Inline({'vcpus': 1, 'ram': 256}),
+                'machine_type': fr.Inline({'configured': 'q35'},
+                                          text='q35 (pc-q35-7.2)')}))
+        self.assertEqual('{\n  "vcpus": 1\n}',
+                         fr.to_json(fr.Inline({'vcpus': 1}, text='one')))
 
     def test_labels_are_aligned_and_spelled_from_keys(self):
         self.assertEqual(
@@ -179,7 +225,57 @@ class BootReportTestCase(test.NoDBTestCase):
         self.assertEqual([], fr.boot_summary(self.report(error='boom')))
 
 
+class _ClosedPipe:
+    """A stream whose reader has gone, as ``| head`` leaves it."""
+
+    def __init__(self):
+        self.writes = 0
+
+    def write(self, text):
+        self.writes += 1
+        raise BrokenPipeError(32, 'Broken pipe')
+
+    def flush(self):
+        raise BrokenPipeError(32, 'Broken pipe')
+
+
+class OutputClosedTestCase(test.NoDBTestCase):
+
+    def test_a_closed_stdout_is_given_up_on_not_raised(self):
+        pipe = self.useFixture(fixtures.MonkeyPatch(
+            'sys.stdout', _ClosedPipe())).new_value
+        stderr = self.useFixture(fixtures.MonkeyPatch(
+            'sys.stderr', io.StringIO())).new_value
+        out = fr.Output('nova-firmware', 'boot', as_json=False)
+        progress = fr.Progress(out.stdout, ('spawn',))
+
+        out.lines(['a', 'b'])
+        progress.start(fr.Stage('spawn', 'instance-00000001'))
+        out.json({'a': 1})
+        out.error('still said')
+
+        self.assertEqual(1, pipe.writes)
+        self.assertTrue(out.stdout.closed_by_reader)
+        self.assertEqual('nova-firmware boot: error: still said\n',
+                         stderr.getvalue())
+
+
 class OutputTestCase(test.NoDBTestCase):
+
+    def test_failure_as_json_and_on_stderr(self):
+        stdout = self.useFixture(fixtures.MonkeyPatch('sys.stdout',
+                                                      io.StringIO())).new_value
+        stderr = self.useFixture(fixtures.MonkeyPatch('sys.stderr',
+                                                      io.StringIO())).new_value
+        out = fr.Output('nova-firmware', 'check', as_json=True)
+        out.warning('odd\nvalue')
+        out.failure('bad\x1b[2J', 2)
+        self.assertEqual({'command': 'check', 'error': 'bad\x1b[2J',
+                          'exit_code': 2, 'warnings': ['odd\nvalue']},
+                         json.loads(stdout.getvalue()))
+        self.assertEqual('nova-firmware check: warning: odd\\nvalue\n'
+                         'nova-firmware check: error: bad\\x1b[2J\n',
+                         stderr.getvalue())
 
     def test_report_on_stdout_error_and_warning_on_stderr(self):
         stdout = self.useFixture(fixtures.MonkeyPatch('sys.stdout',

@@ -48,6 +48,11 @@ class TestValidateFlavorImage(test.NoDBTestCase):
              "'hw_mem_encryption'"),
             (_flavor(**{'hw:mem_encryption': 'true'}),
              _image(hw_firmware_type='bios'), "'hw_firmware_type'"),
+            # It goes into the domain XML, which cannot carry it.
+            (_flavor(), _image(hw_machine_type='q35\n'),
+             "'hw_machine_type'"),
+            (_flavor(), _image(hw_machine_type='q3\x005'),
+             "'hw_machine_type'"),
         ]
         for flavor, image, named in cases:
             ex = self.assertRaises(

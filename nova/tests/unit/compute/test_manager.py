@@ -18,6 +18,7 @@ from nova import test
 from nova.tests.fixtures import compute as compute_fixture
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.fixtures import placement as placement_fixture
+from nova.virt import driver as virt_driver
 from nova.virt.libvirt import driver as libvirt_driver
 
 STATELESS = os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE
@@ -73,7 +74,8 @@ class UpdateAvailableResourceTestCase(_ComputeTestCase):
         self.assertEqual(self.rp_uuid, provider['uuid'])
         self.assertEqual({STATELESS, SECURE_BOOT,
                           os_traits.COMPUTE_IMAGE_TYPE_QCOW2,
-                          os_traits.COMPUTE_IMAGE_TYPE_RAW},
+                          os_traits.COMPUTE_IMAGE_TYPE_RAW,
+                          os_traits.HW_ARCH_X86_64},
                          self.placement_traits())
         resp = self.operator.get(
             '/resource_providers/%s/inventories' % self.rp_uuid,
@@ -128,6 +130,12 @@ class UpdateAvailableResourceTestCase(_ComputeTestCase):
 
     def test_placement_unreachable(self):
         self.placement.interference.cut()
+        # Nothing changed and the cached provider is fresh: the sync needs
+        # no request at all.
+        self.compute.update_available_resource()
+        # Once the provider has to be read again, the sync fails cleanly.
+        self.compute.report_client.invalidate_resource_provider(
+            self.rp_uuid)
         self.assertRaises(exception.PlacementAPIConnectFailure,
                           self.compute.update_available_resource)
         self.placement.interference.restore()
@@ -179,16 +187,22 @@ class BuildTestCase(_ComputeTestCase):
         self.assertRaises(fakelibvirt.libvirtError, self.build, instance)
         self.assert_allocation_given_back(instance)
 
-    def test_unbootable_request_gives_allocation_back(self):
-        # Placement cannot tell stateless secure boot from secure boot:
-        # the host has both traits but no stateless build that enforces
-        # secure boot, which only the driver finds out.
-        instance = self.schedule(make_image(
+    def test_stateless_secure_boot_refused_by_the_scheduler(self):
+        # The host has both standard traits but no stateless build that
+        # enforces secure boot: no host is chosen and nothing is claimed,
+        # rather than a build failing on the compute host.
+        self.assertLessEqual({STATELESS, SECURE_BOOT},
+                             self.placement_traits())
+        _instance, spec = compute_api.API().create(make_flavor(), make_image(
             hw_firmware_type='uefi', hw_firmware_stateless='true',
             hw_machine_type='q35', os_secure_boot='required'))
-        self.assertRaises(exception.StatelessSecureBootNotSupported,
-                          self.build, instance)
-        self.assert_allocation_given_back(instance)
+        ex = self.assertRaises(
+            exception.NoValidHost,
+            scheduler_manager.SchedulerManager(self.client)
+            .select_destinations, spec)
+        self.assertIn(virt_driver.STATELESS_SECURE_BOOT_TRAIT, str(ex))
+        self.assertEqual({orc.VCPU: 0, orc.MEMORY_MB: 0, orc.DISK_GB: 0},
+                         self.placement_usages())
 
     def test_terminate_gives_allocation_back(self):
         instance = self.schedule(make_image(hw_firmware_type='uefi'))

@@ -112,6 +112,76 @@ class TestImageMetaPropsVersions(test.NoDBTestCase):
         self.assertEqual('1.37', props['nova_object.version'])
         self.assertNotIn('hw_firmware_stateless', props['nova_object.data'])
 
+    def _backport(self, target, **props):
+        props = objects.ImageMetaProps.from_dict(props)
+        primitive = props.obj_to_primitive(target_version=target)
+        self.assertEqual(target, primitive['nova_object.version'])
+        return primitive['nova_object.data']
+
+    def test_each_field_from_the_version_nova_added_it(self):
+        # hw_firmware_stateless came in 1.38, hw_mem_encryption_model in
+        # 1.42, as in Nova; 1.39 to 1.41 changed nothing this object has.
+        enc = {'hw_firmware_type': 'uefi', 'hw_mem_encryption': 'true',
+               'hw_firmware_stateless': 'true',
+               'hw_mem_encryption_model': 'amd-sev'}
+        cases = (
+            ('1.44', set(enc)),
+            ('1.42', set(enc)),
+            ('1.41', set(enc) - {'hw_mem_encryption_model'}),
+            ('1.38', set(enc) - {'hw_mem_encryption_model'}),
+            ('1.37', {'hw_firmware_type', 'hw_mem_encryption'}),
+        )
+        for target, expected in cases:
+            data = self._backport(target, **enc)
+            self.assertEqual(expected, set(data), target)
+            self.assertIs(True, data['hw_mem_encryption'], target)
+
+    def test_models_older_services_cannot_hold_are_refused(self):
+        # Dropping the model would make an older service read the request
+        # as plain AMD SEV (and below 1.38 also drop the stateless firmware
+        # SEV-SNP and TDX need), so the backport is refused.
+        cases = (
+            ('intel-tdx', '1.44', ('1.43', '1.42', '1.37')),
+            ('amd-sev-snp', '1.43', ('1.42', '1.41', '1.38', '1.37')),
+            ('amd-sev-es', '1.42', ('1.41', '1.38', '1.37')),
+        )
+        for model, first, refused in cases:
+            props = {'hw_firmware_type': 'uefi', 'hw_mem_encryption': 'true',
+                     'hw_firmware_stateless': 'true',
+                     'hw_mem_encryption_model': model}
+            self.assertEqual(model, self._backport(first, **props)[
+                'hw_mem_encryption_model'])
+            for target in refused:
+                ex = self.assertRaises(
+                    exception.ObjectActionError,
+                    objects.ImageMetaProps.from_dict(props).obj_to_primitive,
+                    target_version=target)
+                self.assertIn(
+                    'hw_mem_encryption_model=%s not supported in version '
+                    '%s' % (model, tuple(int(n) for n in target.split('.'))),
+                    ex.format_message())
+
+    def test_refused_inside_a_request_spec_too(self):
+        image = objects.ImageMeta.from_dict({'id': IMAGE_ID, 'properties': {
+            'hw_firmware_type': 'uefi', 'hw_mem_encryption': 'true',
+            'hw_firmware_stateless': 'true',
+            'hw_mem_encryption_model': 'amd-sev-snp'}})
+        spec = objects.RequestSpec.from_components(
+            IMAGE_ID, image, objects.Flavor(vcpus=1, memory_mb=512,
+                                            root_gb=1))
+        manifest = {'RequestSpec': '1.14', 'ImageMeta': '1.8',
+                    'Flavor': '1.2'}
+        self.assertRaises(
+            exception.ObjectActionError, spec.obj_to_primitive,
+            version_manifest=dict(manifest, ImageMetaProps='1.37'))
+        primitive = spec.obj_to_primitive(
+            version_manifest=dict(manifest, ImageMetaProps='1.43'))
+        props = primitive['nova_object.data']['image']['nova_object.data'][
+            'properties']
+        self.assertEqual('1.43', props['nova_object.version'])
+        self.assertEqual('amd-sev-snp', props['nova_object.data'][
+            'hw_mem_encryption_model'])
+
     def test_primitive_from_older_service_is_read(self):
         old = {
             'nova_object.name': 'ImageMetaProps',
@@ -160,6 +230,39 @@ class TestImageMeta(test.NoDBTestCase):
         self.assertEqual('qcow2', image_meta.disk_format)
         self.assertIs(True, image_meta.properties.hw_firmware_stateless)
 
+    def test_stored_values_read_as_nova_read_them(self):
+        # Stored by a Nova whose API accepted them: FlexibleBooleanField
+        # reads any non-boolean as false.
+        instance = objects.Instance(
+            id=1, uuid=IMAGE_ID, image_ref=IMAGE_ID, system_metadata={
+                'image_hw_firmware_type': 'uefi',
+                'image_hw_firmware_stateless': 'ture',
+                'image_hw_mem_encryption': 'enabled',
+                'image_os_secure_boot': 'Required',
+                'image_hw_machine_type': 'q35',
+            })
+        props = instance.image_meta.properties
+        self.assertIs(False, props.hw_firmware_stateless)
+        self.assertIs(False, props.hw_mem_encryption)
+        # No Nova defines this spelling: ignored, as if unset.
+        self.assertIsNone(props.get('os_secure_boot'))
+        # What was valid is read as it is.
+        self.assertEqual('uefi', props.hw_firmware_type)
+        self.assertEqual('q35', props.hw_machine_type)
+
+        log = self.stdlog.output
+        for name, value, reading in (
+                ('hw_firmware_stateless', 'ture', "read as 'false'"),
+                ('hw_mem_encryption', 'enabled', "read as 'false'"),
+                ('os_secure_boot', 'Required', 'ignored, as if unset')):
+            self.assertIn(
+                "WARNING nova.objects.image_meta Invalid value '%s' for "
+                "image property '%s': accepted values are " % (value, name),
+                log)
+            self.assertIn(
+                'stored with instance %s and is %s' % (IMAGE_ID, reading),
+                log)
+
     def test_accepted_values_for_strings(self):
         self.assertEqual(
             'any string', image_meta_obj.accepted_values('hw_machine_type'))
@@ -171,7 +274,7 @@ class TestObjectVersions(test.NoDBTestCase):
     expected_fingerprints = {
         'Flavor': '1.2-668135cef26b9f0802653a5341e21dcd',
         'ImageMeta': '1.8-e3fa14d9d5130bf73219a19310cedf0d',
-        'ImageMetaProps': '1.38-fc896e4e32c85196f48010bb8268d9d0',
+        'ImageMetaProps': '1.44-fc896e4e32c85196f48010bb8268d9d0',
         'Instance': '2.7-c2467906220bc3ea92ece43a8d142ccf',
         'RequestSpec': '1.14-f342f36bb50ccc59437f4e9d0c398dfa',
     }

@@ -5,6 +5,7 @@ from nova import exception
 from nova import objects
 from nova.scheduler import utils
 from nova import test
+from nova.virt import driver as virt_driver
 
 INSTANCE_UUID = 'ad0b3a05-7f3c-4c2a-8f1b-0d8bd1b9d2e4'
 
@@ -43,10 +44,30 @@ class TestResourceRequest(test.NoDBTestCase):
                        'hw_firmware_stateless': 'false'},
                       {'hw_firmware_type': 'bios',
                        'hw_firmware_stateless': 'true'},
-                      {'hw_firmware_stateless': 'true'}):
+                      {'hw_architecture': 'x86_64',
+                       'hw_firmware_stateless': 'true'}):
             req = self._request(props)
             self.assertEqual(set(), req.required_traits, props)
             self.assertNotIn('required=', req.to_querystring())
+
+    def test_stateless_when_the_host_arch_decides(self):
+        # Neither firmware nor architecture: the guest boots UEFI on an
+        # aarch64 host and BIOS on an x86 one. The host needs the trait,
+        # or an architecture whose default firmware is BIOS.
+        req = self._request({'hw_firmware_stateless': 'true'})
+        self.assertEqual(set(), req.required_traits)
+        [any_of] = req.required_any_traits
+        self.assertIn(os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE, any_of)
+        self.assertIn(os_traits.HW_ARCH_X86_64, any_of)
+        self.assertNotIn(os_traits.HW_ARCH_AARCH64, any_of)
+        self.assertIn('&required=in:COMPUTE_SECURITY_STATELESS_FIRMWARE,'
+                      'HW_ARCH_ALPHA,', req.to_querystring())
+        # An aarch64 image names its firmware by its architecture.
+        req = self._request({'hw_architecture': 'aarch64',
+                             'hw_firmware_stateless': 'true'})
+        self.assertEqual({os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE},
+                         req.required_traits)
+        self.assertEqual([], req.required_any_traits)
 
     def test_no_image(self):
         req = self._request(None)
@@ -65,8 +86,20 @@ class TestResourceRequest(test.NoDBTestCase):
         req = self._request({'hw_firmware_type': 'uefi',
                              'hw_firmware_stateless': 'true',
                              'os_secure_boot': 'required'})
+        # Both standard traits together do not make stateless secure
+        # boot: the host must say it has a firmware that does it.
         self.assertEqual({os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE,
-                          os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT},
+                          os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT,
+                          virt_driver.STATELESS_SECURE_BOOT_TRAIT},
+                         req.required_traits)
+        req = self._request({'hw_firmware_type': 'uefi',
+                             'os_secure_boot': 'required'})
+        self.assertEqual({os_traits.COMPUTE_SECURITY_UEFI_SECURE_BOOT},
+                         req.required_traits)
+        req = self._request({'hw_firmware_type': 'uefi',
+                             'hw_firmware_stateless': 'true',
+                             'os_secure_boot': 'optional'})
+        self.assertEqual({os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE},
                          req.required_traits)
         req = self._request({'hw_firmware_type': 'uefi',
                              'os_secure_boot': 'optional'})
@@ -78,8 +111,27 @@ class TestResourceRequest(test.NoDBTestCase):
                              'hw_mem_encryption': 'true',
                              'hw_mem_encryption_model': 'amd-sev-snp'})
         self.assertEqual(1, req.resources[orc.MEM_ENCRYPTION_CONTEXT])
-        self.assertIn(os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE,
-                      req.required_traits)
+        self.assertEqual({os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE,
+                          os_traits.HW_CPU_X86_AMD_SEV_SNP},
+                         req.required_traits)
+
+    def test_mem_encryption_requires_the_cpu_trait_of_its_model(self):
+        for model, trait in (
+                (None, os_traits.HW_CPU_X86_AMD_SEV),
+                ('amd-sev', os_traits.HW_CPU_X86_AMD_SEV),
+                ('amd-sev-es', os_traits.HW_CPU_X86_AMD_SEV_ES),
+                ('amd-sev-snp', os_traits.HW_CPU_X86_AMD_SEV_SNP),
+                ('intel-tdx', os_traits.HW_CPU_X86_INTEL_TDX)):
+            props = {'hw_firmware_type': 'uefi',
+                     'hw_firmware_stateless': 'true',
+                     'hw_mem_encryption': 'true'}
+            if model:
+                props['hw_mem_encryption_model'] = model
+            req = self._request(props)
+            self.assertEqual(
+                {os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE, trait},
+                req.required_traits, model)
+            self.assertEqual(1, req.resources[orc.MEM_ENCRYPTION_CONTEXT])
 
     def test_extra_specs(self):
         req = self._request(

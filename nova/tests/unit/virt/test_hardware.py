@@ -53,8 +53,35 @@ class TestStatelessFirmwareConstraint(test.NoDBTestCase):
                       self.stdlog.output)
 
     def test_bios_default_is_ignored(self):
-        self.assertIsNone(hardware.get_stateless_firmware_constraint(
+        for arch in ('x86_64', 'i686'):
+            self.assertIsNone(hardware.get_stateless_firmware_constraint(
+                _image(hw_firmware_stateless='true'), arch))
+            self.assertIsNone(hardware.get_stateless_firmware_constraint(
+                _image(hw_firmware_stateless='true', hw_architecture=arch)))
+
+    def test_guest_architecture_from_the_host(self):
+        # The image names no architecture; on an aarch64 host it boots
+        # UEFI, and its stateless request holds.
+        image = _image(hw_firmware_stateless='true')
+        self.assertEqual('uefi', hardware.get_firmware_type(image,
+                                                            'aarch64'))
+        self.assertIs(True, hardware.get_stateless_firmware_constraint(
+            image, 'aarch64'))
+        # An explicit firmware type always wins.
+        self.assertEqual('bios', hardware.get_firmware_type(
+            _image(hw_firmware_type='bios'), 'aarch64'))
+
+    def test_host_decides_when_the_image_does_not_say(self):
+        self.assertTrue(hardware.firmware_type_depends_on_host(
             _image(hw_firmware_stateless='true')))
+        for props in ({'hw_firmware_type': 'bios'},
+                      {'hw_architecture': 'x86_64'}):
+            self.assertFalse(hardware.firmware_type_depends_on_host(
+                _image(**props)))
+        # Before a host is chosen the request is taken at its word.
+        self.assertIs(True, hardware.get_stateless_firmware_constraint(
+            _image(hw_firmware_stateless='true')))
+        self.assertNotIn('ignored', self.stdlog.output)
 
     def test_bios_false_logs_nothing(self):
         self.assertIsNone(hardware.get_stateless_firmware_constraint(

@@ -132,16 +132,34 @@ class ProvidersTestCase(_PlacementTestCase):
                                 self.client.get_provider_by_name, 'ghost')
         self.assertIn('ghost', str(exc))
 
-    def test_tree_is_refreshed_from_placement_every_call(self):
+    def test_tree_is_cached_until_refreshed(self):
         tree = self.client.get_provider_tree_and_ensure_root(
             CN_UUID, CN_NAME)
         self.assertEqual(frozenset(), tree.data(CN_UUID).traits)
         generation = placement_fixture.operator_add_traits(
             self.operator, CN_UUID, 'CUSTOM_RACK_7')
+        # Within [compute] resource_provider_association_refresh the
+        # client answers from its cache ...
+        tree = self.client.get_provider_tree_and_ensure_root(
+            CN_UUID, CN_NAME)
+        self.assertEqual(frozenset(), tree.data(CN_UUID).traits)
+        # ... until the provider is invalidated (or the interval passed).
+        self.client.invalidate_resource_provider(CN_UUID)
         tree = self.client.get_provider_tree_and_ensure_root(
             CN_UUID, CN_NAME)
         self.assertEqual({'CUSTOM_RACK_7'}, tree.data(CN_UUID).traits)
         self.assertEqual(generation, tree.data(CN_UUID).generation)
+
+    def test_provider_under_another_uuid_is_cached_too(self):
+        self.operator.post('/resource_providers', microversion='1.20',
+                           json={'uuid': CN2_UUID, 'name': CN_NAME})
+        counting = placement_fixture.CountingAdapter(self.operator)
+        client = report.SchedulerReportClient(counting)
+        client.get_provider_tree_and_ensure_root(CN_UUID, CN_NAME)
+        before = counting.count('GET')
+        tree = client.get_provider_tree_and_ensure_root(CN_UUID, CN_NAME)
+        self.assertEqual(before, counting.count('GET'))
+        self.assertEqual([CN2_UUID], tree.get_provider_uuids())
 
     def test_returned_tree_is_a_copy(self):
         tree = self.client.get_provider_tree_and_ensure_root(
@@ -320,11 +338,12 @@ class DirectCallsTestCase(_PlacementTestCase):
                   'project_id': 'p', 'user_id': 'u',
                   'consumer_generation': None})
         self.assertEqual(204, resp.status_code, resp.text)
-        self.client.get_provider_tree_and_ensure_root(CN_UUID, CN_NAME)
+        # The allocation moved the provider's generation on: the write
+        # from the cached one conflicts, the provider is re-read, and the
+        # write again is refused for the inventory in use, not retried.
         without_cpus = {orc.MEMORY_MB: INVENTORY[orc.MEMORY_MB]}
         exc = self.assertRaises(exception.ResourceProviderUpdateFailed,
-                                self.client.set_inventory_for_provider,
-                                CN_UUID, without_cpus)
+                                self.compute_cycle, {}, without_cpus)
         self.assertIn('inventories', str(exc))
         self.assertIn(orc.VCPU, self.placement_inventory())
 

@@ -131,3 +131,16 @@ class HostFilesTestCase(test.NoDBTestCase):
 
         self.assertEqual('BdsDxe:',
                          boot_evidence.wait_for_firmware(console, 0))
+
+    def test_wait_for_firmware_ends_when_the_guest_stops(self):
+        console = os.path.join(self.root, 'console.log')
+        asked = []
+
+        def running():
+            asked.append(True)
+            return len(asked) < 3
+
+        # An hour of timeout; the guest stops at the third look.
+        self.assertIsNone(boot_evidence.wait_for_firmware(
+            console, 3600, interval=0.01, running=running))
+        self.assertEqual(3, len(asked))

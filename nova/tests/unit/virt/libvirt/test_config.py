@@ -106,6 +106,15 @@ class LibvirtConfigCapsTest(XMLTestCase):
         self.assertEqual(['vme', 'x2apic', 'avx2'],
                          self.caps.host.cpu.features)
 
+    def test_dac_base_labels(self):
+        # Who libvirt runs QEMU as, per virt type: root in this file.
+        self.assertEqual({'kvm': '+0:+0', 'qemu': '+0:+0'},
+                         self.caps.host.dac_base_labels)
+        caps = config.LibvirtConfigCaps()
+        caps.parse_str(self.caps.to_xml())
+        self.assertEqual(self.caps.host.dac_base_labels,
+                         caps.host.dac_base_labels)
+
     def test_guests(self):
         self.assertEqual([('i686', 'hvm'), ('x86_64', 'hvm')],
                          [(g.arch, g.ostype) for g in self.caps.guests])

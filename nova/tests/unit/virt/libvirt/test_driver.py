@@ -24,6 +24,7 @@ from nova import exception
 from nova import objects
 from nova import test
 from nova.tests.fixtures import compute as compute_fixture
+from nova.tests.fixtures import filesystem
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova import utils
 from nova.virt.libvirt import driver as libvirt_driver
@@ -227,8 +228,8 @@ class InitHostTestCase(_DriverTestCase):
     def test_qemu_too_old(self):
         self.use_fake(hv_ver=(5, 1, 0))
         ex = self.assertRaises(exception.InternalError, self.start_driver)
-        self.assertEqual('Nova requires QEMU version 5.2.0 or greater.',
-                         str(ex))
+        self.assertEqual('Nova requires QEMU version 5.2.0 or greater; this '
+                         'host has 5.1.0.', str(ex))
 
     def test_oldest_supported_versions_start(self):
         self.use_fake(lv_ver=libvirt_driver.MIN_LIBVIRT_VERSION,
@@ -249,6 +250,21 @@ class InitHostTestCase(_DriverTestCase):
         self.assertFalse(old.capabilities['supports_stateless_firmware'])
         self.assertFalse(libvirt_driver.LibvirtDriver.capabilities[
             'supports_stateless_firmware'])
+
+
+class InitHostQemuVersionTestCase(_DriverTestCase):
+
+    def test_qemu_version_unknown(self):
+        # What libvirt says when it could not probe QEMU (its state
+        # directory is full, say): not a version to upgrade from.
+        for _call in range(2):
+            self.fake.fail_next(
+                'getVersion', message='internal error: Cannot find '
+                                      'suitable emulator for x86_64')
+        ex = self.assertRaises(exception.InternalError, self.start_driver)
+        self.assertEqual('libvirt cannot tell the QEMU version of this host: '
+                         'internal error: Cannot find suitable emulator for '
+                         'x86_64', ex.format_message())
 
 
 class UpdateProviderTreeTestCase(_DriverTestCase):
@@ -283,8 +299,30 @@ class UpdateProviderTreeTestCase(_DriverTestCase):
             self.others | {STATELESS_TRAIT, SECURE_BOOT_TRAIT})
         self.assertEqual(
             self.others | {os_traits.COMPUTE_IMAGE_TYPE_QCOW2,
-                           os_traits.COMPUTE_IMAGE_TYPE_RAW},
+                           os_traits.COMPUTE_IMAGE_TYPE_RAW,
+                           os_traits.HW_ARCH_X86_64},
             traits)
+
+    def test_failed_probe_at_start_retried_at_next_update(self):
+        # Both probes at start fail (stateless, then secure boot): neither
+        # trait at first, both at the next periodic update.
+        for _ in range(2):
+            self.fake.fail_next('getDomainCapabilities',
+                                message='QEMU probe timed out')
+        drv = self.start_driver()
+        self.assertEqual(
+            {STATELESS_TRAIT: False, SECURE_BOOT_TRAIT: False},
+            {t: v for t, v in drv.capabilities_as_traits().items()
+             if t in (STATELESS_TRAIT, SECURE_BOOT_TRAIT)})
+        self.assertIn('asking again at the next update', self.stdlog.output)
+        drv.update_provider_tree(self.tree, NODENAME)
+        traits = self.tree.data(NODENAME).traits
+        self.assertIn(STATELESS_TRAIT, traits)
+        self.assertIn(SECURE_BOOT_TRAIT, traits)
+        # Once answered, later updates ask libvirt nothing more.
+        calls = drv.host.api_calls['getDomainCapabilities']
+        drv.update_provider_tree(self.tree, NODENAME)
+        self.assertEqual(calls, drv.host.api_calls['getDomainCapabilities'])
 
     def test_inventory(self):
         self.start_driver().update_provider_tree(self.tree, NODENAME)
@@ -297,6 +335,16 @@ class UpdateProviderTreeTestCase(_DriverTestCase):
         disk_gb = shutil.disk_usage(self.instances_path).total // units.Gi
         self.assertEqual(disk_gb, inventory[orc.DISK_GB]['total'])
         self.assertEqual(disk_gb, inventory[orc.DISK_GB]['max_unit'])
+
+    def test_no_disk_inventory_under_one_gib(self):
+        # Placement refuses a DISK_GB total of 0: the whole inventory
+        # update failed with a 400, VCPU and MEMORY_MB included.
+        small = self.useFixture(
+            filesystem.SmallFilesystemFixture(64 * units.Mi))
+        self.flags(instances_path=small.path)
+        self.start_driver().update_provider_tree(self.tree, NODENAME)
+        self.assertEqual({orc.VCPU, orc.MEMORY_MB},
+                         set(self.tree.data(NODENAME).inventory))
 
     def test_inventory_follows_host(self):
         self.use_fake(cpus=32, memory_mb=262144)
@@ -448,13 +496,17 @@ class GuestFirmwareMatrixTestCase(_GuestConfigTestCase):
             '50-secure.json', fakelibvirt.OVMF_CODE_SECBOOT, VARS,
             features=('acpi-s3', 'requires-smm', 'secure-boot'))
         drv = self.start_driver()
-        for stateless in ('true', None):
-            got = firmware_of(self.guest_xml(drv, uefi_image(
-                stateless, os_secure_boot='optional')))
-            self.assertEqual(fakelibvirt.OVMF_CODE_SECBOOT, got['loader'])
-            self.assertNotIn('secure', got['loader_attrs'])
-            # The build needs SMM even though secure boot is off.
-            self.assertTrue(got['smm'])
+        got = firmware_of(self.guest_xml(drv, uefi_image(
+            None, os_secure_boot='optional')))
+        self.assertEqual(fakelibvirt.OVMF_CODE_SECBOOT, got['loader'])
+        self.assertNotIn('secure', got['loader_attrs'])
+        # The build needs SMM even though secure boot is off.
+        self.assertTrue(got['smm'])
+        # Without its variable store that build stops in the firmware:
+        # no stateless guest here.
+        self.assertRaises(
+            exception.StatelessFirmwareNotSupported, self.guest_xml, drv,
+            uefi_image('true', os_secure_boot='optional'))
 
     def test_explicit_machine_type_alias_and_versioned_agree(self):
         drv = self.start_driver()
@@ -522,6 +574,36 @@ class AArch64GuestFirmwareTestCase(_GuestConfigTestCase):
         xml = self.guest_xml(drv, make_image(hw_architecture='aarch64',
                                              hw_firmware_type='bios'))
         self.assertEqual(BIOS, firmware_of(xml))
+
+    def test_image_without_architecture_boots_uefi(self):
+        # The guest architecture is the host's when the image does not
+        # say: UEFI here, and a stateless request is honoured.
+        drv = self.start_driver()
+        xml = self.guest_xml(drv, make_image())
+        self.assertEqual(
+            loader_firmware(self.aavmf_code, template=self.aavmf_vars),
+            firmware_of(xml))
+        xml = self.guest_xml(drv, make_image(hw_firmware_stateless='true'))
+        self.assertEqual(loader_firmware(self.aavmf_code, stateless=True),
+                         firmware_of(xml))
+
+    def test_image_without_architecture_stateless_unsupported(self):
+        self.use_fake(lv_ver=(8, 5, 0), **self.FAKE_ARGS)
+        self.fake.write_split_descriptor(
+            '60-edk2-aarch64.json', self.aavmf_code, self.aavmf_vars,
+            arch='aarch64', machines=('virt-*',))
+        drv = self.start_driver()
+        self.assertRaises(exception.StatelessFirmwareNotSupported,
+                          self.guest_xml, drv,
+                          make_image(hw_firmware_stateless='true'))
+
+    def test_reports_its_architecture(self):
+        tree = provider_tree.ProviderTree()
+        tree.new_root(NODENAME, uuidutils.generate_uuid(), 1)
+        self.start_driver().update_provider_tree(tree, NODENAME)
+        traits = tree.data(NODENAME).traits
+        self.assertIn(os_traits.HW_ARCH_AARCH64, traits)
+        self.assertNotIn(os_traits.HW_ARCH_X86_64, traits)
 
 
 class AutoselectGuestFirmwareTestCase(_GuestConfigTestCase):
@@ -729,6 +811,167 @@ class LifecycleTestCase(_DriverTestCase):
         self.assert_running(instance)
         self.assert_variables_kept(instance)
 
+    def test_define_refused_at_hard_reboot_keeps_domain_and_nvram(self):
+        instance = self.spawn_stateful()
+        self.fake.fail_next('defineXML', fakelibvirt.VIR_ERR_XML_DETAIL,
+                            error_domain=fakelibvirt.VIR_FROM_DOMAIN)
+        self.assertRaises(fakelibvirt.libvirtError, self.drv.reboot, None,
+                          instance, None, libvirt_driver.REBOOT_HARD)
+        # The old definition stays, with its NVRAM: nothing is orphaned
+        # and destroy removes both.
+        self.assertEqual(libvirt_driver.POWER_SHUTDOWN,
+                         self.drv.get_info(instance))
+        self.assert_variables_kept(instance)
+        self.drv.destroy(None, instance)
+        self.assert_nothing_left(instance)
+
+    def _install_newer_firmware(self, **kwargs) -> str:
+        """A firmware package installed after the guests were created,
+        whose descriptor sorts first; the service restarts.
+        """
+        code = self.firmware_file('OVMF_CODE.new.fd')
+        self.fake.write_split_descriptor(
+            '30-newer.json', code, self.firmware_file('OVMF_VARS.new.fd'),
+            **kwargs)
+        self.drv = self.start_driver()
+        return code
+
+    def test_stateful_guest_keeps_its_loader(self):
+        instance = self.spawn_stateful()
+        created = firmware_of(self.domain_xml(instance))
+        self.assertEqual(CODE, created['loader'])
+        newer = self._install_newer_firmware()
+        # A new guest gets the newer build...
+        other = self.spawn(uefi_image(), instance_id=2)
+        self.assertEqual(newer, firmware_of(self.domain_xml(other))['loader'])
+
+        # ...the existing one keeps the build its variables were made
+        # by, through a hard reboot, a power cycle and a resize.
+        self.drv.reboot(None, instance, None, libvirt_driver.REBOOT_HARD)
+        self.assertEqual(created, firmware_of(self.domain_xml(instance)))
+        self.drv.power_off(instance)
+        self.drv.power_on(None, instance)
+        self.assertEqual(created, firmware_of(self.domain_xml(instance)))
+        self.drv.migrate_disk_and_power_off(None, instance, NODENAME,
+                                            instance.flavor)
+        instance.flavor = make_flavor(memory_mb=512, flavor_id=2)
+        self.drv.finish_migration(None, None, instance, '', None,
+                                  instance.image_meta, True)
+        self.assertEqual(created, firmware_of(self.domain_xml(instance)))
+        self.drv.finish_revert_migration(None, instance, None)
+        self.assertEqual(created, firmware_of(self.domain_xml(instance)))
+        self.assert_running(instance)
+        self.assert_variables_kept(instance)
+
+    def test_stateful_guest_keeps_smm_and_secure_loader(self):
+        instance = self.spawn(uefi_image(os_secure_boot='required'))
+        created = firmware_of(self.domain_xml(instance))
+        self.assertEqual(CODE_MS, created['loader'])
+        self._install_newer_firmware(features=SECURE_ENROLLED)
+        self.drv.reboot(None, instance, None, libvirt_driver.REBOOT_HARD)
+        self.assertEqual(created, firmware_of(self.domain_xml(instance)))
+
+    def test_resize_to_another_secure_boot_policy_rechooses(self):
+        instance = self.spawn_stateful()
+        self.drv.power_off(instance)
+        instance.flavor = make_flavor(flavor_id=2,
+                                      **{'os:secure_boot': 'required'})
+        self.drv.finish_migration(None, None, instance, '', None,
+                                  instance.image_meta, False)
+        got = firmware_of(self.domain_xml(instance))
+        self.assertEqual(CODE_MS, got['loader'])
+        self.assertEqual('yes', got['loader_attrs']['secure'])
+
+    def test_stateless_guest_rechooses_its_loader(self):
+        instance = self.spawn(uefi_image('true'))
+        self.assertEqual(STATELESS_PLAIN,
+                         firmware_of(self.domain_xml(instance)))
+        self.fake.write_stateless_descriptor(
+            '30-stateless.json', executable=self.stateless_code)
+        self.drv = self.start_driver()
+        self.drv.reboot(None, instance, None, libvirt_driver.REBOOT_HARD)
+        self.assertEqual(loader_firmware(self.stateless_code,
+                                         stateless=True),
+                         firmware_of(self.domain_xml(instance)))
+        self.assertEqual({}, self.fake.hypervisor.nvram)
+
+    def _restart_with_failing_probes(self, count: int) -> None:
+        for _ in range(count):
+            self.fake.fail_next('getDomainCapabilities',
+                                message='QEMU probe timed out')
+        self.drv = self.start_driver()
+
+    def test_existing_stateless_guest_starts_after_a_failed_probe(self):
+        instance = self.spawn(uefi_image('true'))
+        self.drv.power_off(instance)
+        # The service restarts and libvirt fails its first probe.
+        self._restart_with_failing_probes(1)
+        self.assertFalse(self.drv.capabilities['supports_stateless_firmware'])
+
+        self.drv.power_on(None, instance)
+
+        self.assert_running(instance)
+        self.assertEqual(STATELESS_PLAIN,
+                         firmware_of(self.domain_xml(instance)))
+        self.assertTrue(self.drv.host.supports_stateless_firmware)
+
+    def test_existing_stateless_guest_starts_while_probes_fail(self):
+        instance = self.spawn(uefi_image('true'))
+        # Every probe fails: the guest keeps the loader of its definition.
+        self._restart_with_failing_probes(3)
+        self.drv.reboot(None, instance, None, libvirt_driver.REBOOT_HARD)
+        self.assert_running(instance)
+        self.assertEqual(STATELESS_PLAIN,
+                         firmware_of(self.domain_xml(instance)))
+        self.assertIn('Starting stateless guest %s on the loader of its '
+                      'definition' % instance.name, self.stdlog.output)
+        self.assertEqual({}, self.fake.hypervisor.nvram)
+        # A new stateless guest is still refused while libvirt fails.
+        self.fake.fail_next('getDomainCapabilities')
+        self.drv.host._domain_caps.clear()
+        other = make_instance(uefi_image('true'), instance_id=2)
+        self.assertRaises(exception.StatelessFirmwareNotSupported,
+                          self.drv.spawn, None, other, other.image_meta)
+        self.assert_nothing_left(other)
+
+    def test_move_to_another_host_needs_shared_storage(self):
+        instance = self.spawn_stateful()
+        ex = self.assertRaises(
+            exception.MigrationPreCheckError,
+            self.drv.migrate_disk_and_power_off, None, instance,
+            'compute2', instance.flavor)
+        self.assertIn('needs shared instance storage', str(ex))
+        # Refused before anything was touched.
+        self.assert_running(instance)
+        self.drv.migrate_disk_and_power_off(None, instance, 'compute2',
+                                            instance.flavor,
+                                            shared_storage=True)
+        self.assertEqual(libvirt_driver.POWER_SHUTDOWN,
+                         self.drv.get_info(instance))
+
+    def test_confirm_removes_the_source_domain_only_after_a_move(self):
+        instance = self.spawn_stateful()
+        self.drv.power_off(instance)
+        instance.host = NODENAME
+        self.drv.confirm_migration(None, None, instance)
+        self.assert_variables_kept(instance)
+        instance.host = 'compute2'
+        self.drv.confirm_migration(None, None, instance)
+        self.assertNotIn(instance.name, self.domains)
+        self.assertEqual({}, self.fake.hypervisor.nvram)
+        # The disks, on shared storage, are the destination's now.
+        self.assertTrue(os.path.exists(os.path.join(
+            self.instance_dir(instance), libvirt_driver.DISK_NAME)))
+
+    def test_shared_storage_check(self):
+        data = self.drv.check_instance_shared_storage_local(
+            None, make_instance(uefi_image()))
+        self.assertTrue(self.drv.check_instance_shared_storage_remote(
+            None, data))
+        self.drv.check_instance_shared_storage_cleanup(None, data)
+        self.assertFalse(self.drv.check_instance_shared_storage_remote(
+            None, data))
+
     def test_start_failure_during_spawn_leaves_nothing(self):
         self.fake.fail_next('createWithFlags',
                             fakelibvirt.VIR_ERR_OPERATION_FAILED,
@@ -892,3 +1135,103 @@ class LiveMigrationTestCase(_DriverTestCase):
         self.assertEqual(loader_firmware('/opt/edk2/CODE.fd',
                                          stateless=True),
                          firmware_of(xml))
+
+
+class LiveMigrationBetweenXMLFormsTestCase(_DriverTestCase):
+    """Live migration between hosts whose libvirt want different XML.
+
+    On fakelibvirt: this machine cannot live-migrate between two embedded
+    libvirt drivers (there is no daemon to migrate to). ``explicit`` is
+    Debian 12's libvirt 9.0 with its OVMF, booting a read-only loader;
+    ``autoselect`` a libvirt that offers no pflash loader to name but has a
+    firmware of mode 'stateless', which it finds itself.
+    """
+
+    def start_host(self, hostname: str, autoselect: bool
+                   ) -> libvirt_driver.LibvirtDriver:
+        if autoselect:
+            fake = self.use_fake(lv_ver=(10, 0, 0), hostname=hostname,
+                                 loader_types=('rom',))
+            fake.write_stateless_descriptor(
+                '30-stateless.json', executable=self.stateless_code)
+        else:
+            fake = self.use_fake(lv_ver=(9, 0, 0), hostname=hostname)
+        drv = self.start_driver()
+        self.assertEqual(
+            libvirt_host.XML_FORM_AUTOSELECT if autoselect
+            else libvirt_host.XML_FORM_EXPLICIT,
+            drv.host.stateless_firmware_support().xml_form)
+        self.hosts[hostname] = fake.hypervisor
+        return drv
+
+    def setUp(self):
+        super().setUp()
+        self.hosts = {}
+        self.calls = []
+
+    def migrate(self, source, dest, dest_name, instance):
+        data = dest.check_can_live_migrate_destination(None, instance)
+        data = source.check_can_live_migrate_source(None, instance, data)
+        source.live_migration(
+            None, instance, dest_name,
+            lambda *args: self.calls.append('post'),
+            lambda *args: self.calls.append('recover'),
+            migrate_data=data)
+
+    def os_of(self, host: str, instance, flags: int = 0) -> dict:
+        return firmware_of(self.hosts[host].domains[instance.name].XMLDesc(
+            flags))
+
+    def test_explicit_to_autoselect(self):
+        source = self.start_host('src', autoselect=False)
+        dest = self.start_host('dst', autoselect=True)
+        instance = make_instance(uefi_image('true'))
+        source.spawn(None, instance, instance.image_meta)
+
+        self.migrate(source, dest, 'dst', instance)
+
+        self.assertEqual(['post'], self.calls)
+        self.assertEqual({}, self.hosts['src'].domains)
+        # Defined as the destination writes it, the loader left to its
+        # libvirt, which put its own stateless build in the live XML.
+        inactive = self.os_of('dst', instance,
+                              fakelibvirt.VIR_DOMAIN_XML_INACTIVE)
+        self.assertEqual('efi', inactive['firmware'])
+        self.assertIsNone(inactive['loader'])
+        self.assertEqual({'secure-boot': 'no'}, inactive['features'])
+        live = self.os_of('dst', instance)
+        self.assertEqual(self.stateless_code, live['loader'])
+        self.assertEqual('yes', live['loader_attrs']['stateless'])
+        self.assertIsNone(live['nvram'])
+        self.assertEqual({}, self.hosts['dst'].nvram)
+        self.assertEqual({}, self.hosts['src'].nvram)
+
+    def test_autoselect_to_explicit(self):
+        source = self.start_host('src', autoselect=True)
+        dest = self.start_host('dst', autoselect=False)
+        instance = make_instance(uefi_image('true'))
+        source.spawn(None, instance, instance.image_meta)
+        # The running source shows the build its libvirt chose.
+        self.assertEqual(self.stateless_code,
+                         self.os_of('src', instance)['loader'])
+
+        self.migrate(source, dest, 'dst', instance)
+
+        self.assertEqual(['post'], self.calls)
+        self.assertEqual({}, self.hosts['src'].domains)
+        for flags in (0, fakelibvirt.VIR_DOMAIN_XML_INACTIVE):
+            self.assertEqual(STATELESS_PLAIN,
+                             self.os_of('dst', instance, flags))
+        self.assertEqual({}, self.hosts['dst'].nvram)
+
+    def test_failed_migration_recovers_on_the_source(self):
+        source = self.start_host('src', autoselect=False)
+        dest = self.start_host('dst', autoselect=True)
+        instance = make_instance(uefi_image('true'))
+        source.spawn(None, instance, instance.image_meta)
+        self.hosts['dst'].fail_next('migrateToURI3')
+        self.assertRaises(fakelibvirt.libvirtError, self.migrate, source,
+                          dest, 'dst', instance)
+        self.assertEqual(['recover'], self.calls)
+        self.assertEqual({}, self.hosts['dst'].domains)
+        self.assertTrue(self.hosts['src'].domains[instance.name].isActive())

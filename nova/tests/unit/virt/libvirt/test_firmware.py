@@ -373,10 +373,47 @@ class ChooseLoaderTestCase(_DescriptorDirMixin, test.NoDBTestCase):
         self.write(self.dir, '40-enrolled.json', executable=CODE_MS,
                    nvram_template=VARS_MS, features=ENROLLED)
         self.assert_not_found()
-        # Stateless, the same CODE has no keys and enforces nothing.
+        # Stateless, the same CODE would have no keys and enforce
+        # nothing, but it requires SMM and cannot boot without its store.
+        self.assert_not_found(stateless=True)
+
+    def test_enrolled_build_without_smm_used_stateless(self):
+        # Keys without SMM: used without the VARS the keys are gone and
+        # the build boots in setup mode, usable and claimed as nothing.
+        self.write(self.dir, '40-enrolled.json', executable=CODE_MS,
+                   nvram_template=VARS_MS,
+                   features=('acpi-s3', 'enrolled-keys', 'secure-boot'))
         loader = self.choose(stateless=True)
         self.assertEqual(CODE_MS, loader.path)
         self.assertFalse(loader.secure_boot)
+
+    def test_smm_builds_never_boot_stateless(self):
+        # The plain build masked: only the builds that require SMM are
+        # left, and none of them boots without a variable store.
+        self.write_debian(self.dir)
+        mask = self.make_dir()
+        self.write(mask, '60-edk2-x86_64.json', document='')
+        descriptors = firmware.load_descriptors([self.dir, mask])
+        self.assertEqual([CODE_MS, CODE_SECBOOT],
+                         [d.executable for d in descriptors])
+        self.assertEqual([False, False], [firmware.boots_stateless(d)
+                                          for d in descriptors])
+        self.assertRaises(
+            exception.UEFILoaderNotFound, firmware.choose_loader,
+            descriptors, 'x86_64', 'pc-q35-7.2', secure_boot=False,
+            stateless=True)
+        # A stateful guest still gets one, with its variable store.
+        loader = firmware.choose_loader(
+            descriptors, 'x86_64', 'pc-q35-7.2', secure_boot=False,
+            stateless=False)
+        self.assertEqual(CODE_SECBOOT, loader.path)
+        self.assertEqual(VARS, loader.nvram_template)
+
+    def test_stateless_mode_boots_stateless_even_with_smm(self):
+        self.write(self.dir, '30-stateless.json', mode='stateless',
+                   executable=STATELESS_CODE,
+                   features=('acpi-s3', 'requires-smm'))
+        self.assertEqual(STATELESS_CODE, self.choose(stateless=True).path)
 
     def test_secure_boot_needs_enrolled_keys(self):
         self.write(self.dir, '50-secure.json', executable=CODE_SECBOOT,
@@ -402,9 +439,12 @@ class ChooseLoaderTestCase(_DescriptorDirMixin, test.NoDBTestCase):
 
     def test_loader_paths_filter(self):
         self.write_debian(self.dir)
-        loader = self.choose(stateless=True, loader_paths=[CODE_SECBOOT])
+        loader = self.choose(loader_paths=[CODE_SECBOOT])
         self.assertEqual(CODE_SECBOOT, loader.path)
         self.assertFalse(loader.secure_boot)
+        self.assertEqual(CODE, self.choose(stateless=True,
+                                           loader_paths=[CODE]).path)
+        self.assert_not_found(stateless=True, loader_paths=[CODE_SECBOOT])
         self.assert_not_found(stateless=True, loader_paths=[])
 
     def test_machine_alias(self):

@@ -45,15 +45,20 @@ class DefaultURITestCase(test.NoDBTestCase):
 
     def test_derived_from_virt_type(self):
         for virt_type, uri in (('kvm', 'qemu:///system'),
-                               ('qemu', 'qemu:///system'),
-                               ('lxc', 'lxc:///'),
-                               ('parallels', 'parallels:///system')):
+                               ('qemu', 'qemu:///system')):
             self.flags(virt_type=virt_type, group='libvirt')
             self.assertEqual(uri, host.default_uri())
             self.assertEqual(uri, host.Host.default_uri())
 
+    def test_only_the_virt_types_of_the_qemu_driver(self):
+        # Others (lxc, parallels) have no UEFI firmware and failed with a
+        # raw libvirt error; the option refuses them.
+        for virt_type in ('lxc', 'parallels', 'xen'):
+            self.assertRaises(ValueError, self.flags, virt_type=virt_type,
+                              group='libvirt')
+
     def test_connection_uri_wins(self):
-        self.flags(virt_type='lxc', connection_uri='qemu:///session',
+        self.flags(virt_type='kvm', connection_uri='qemu:///session',
                    group='libvirt')
         self.assertEqual('qemu:///session', host.default_uri())
 
@@ -315,25 +320,33 @@ class StatelessDecisionTestCase(_HostTestCase):
                       self.stdlog.output)
 
     def test_only_enrolled_secure_boot_firmware(self):
-        # Used stateless, the enrolled CODE boots in setup mode: usable,
-        # and not claimed as secure.
+        # The enrolled CODE requires SMM: without its variable store it
+        # stops in the firmware, so it never counts as stateless-capable.
         self.use_fake(lv_ver=(9, 0, 0), debian_firmware=False)
         self.fake.write_split_descriptor(
             '40-enrolled.json', fakelibvirt.OVMF_CODE_MS,
             fakelibvirt.OVMF_VARS_MS, features=ENROLLED)
         support = self.host.stateless_firmware_support()
-        self.assertTrue(support.supported)
-        self.assertEqual(fakelibvirt.OVMF_CODE_MS, support.loader.path)
-        self.assertFalse(support.loader.secure_boot)
-        self.assertTrue(support.loader.requires_smm)
+        self.assertFalse(support.supported)
+        self.assertIsNone(support.loader)
+        self.assertIn("the split builds requiring SMM (%s) stop in the "
+                      "firmware" % fakelibvirt.OVMF_CODE_MS,
+                      support.reasons[1])
 
-    def test_lxc_unsupported(self):
-        self.flags(virt_type='lxc', group='libvirt')
+    def test_plain_build_masked(self):
+        # An empty file of the same name in a later directory hides the
+        # plain build, as QEMU's descriptor rules allow: what is left
+        # needs SMM and a variable store.
+        mask = self.useFixture(fixtures.TempDir()).path
+        with open(os.path.join(mask, '60-edk2-x86_64.json'), 'w'):
+            pass
+        self.flags(firmware_descriptor_dirs=[self.fake.firmware_dir, mask],
+                   group='libvirt')
         support = self.host.stateless_firmware_support()
         self.assertFalse(support.supported)
-        self.assertIn("virt type 'lxc' has no UEFI firmware",
-                      support.reasons[1])
-        self.assertEqual(0, self.host.api_calls['getDomainCapabilities'])
+        self.assertIn('%s, %s) stop in the firmware' % (
+            fakelibvirt.OVMF_CODE_MS, fakelibvirt.OVMF_CODE_SECBOOT),
+            support.reasons[1])
 
     def test_domain_capabilities_error(self):
         self.fake.fail_next('getDomainCapabilities',
@@ -341,7 +354,17 @@ class StatelessDecisionTestCase(_HostTestCase):
                             'QEMU probe failed')
         support = self.host.stateless_firmware_support()
         self.assertFalse(support.supported)
+        self.assertTrue(support.probe_failed)
         self.assertIn('QEMU probe failed', support.reasons[1])
+        self.assertIn('Stateless firmware support unknown, libvirt failed '
+                      'to answer', self.stdlog.output)
+        # Not kept: the next question asks libvirt again, and the answer
+        # it then gives is kept.
+        support = self.host.stateless_firmware_support()
+        self.assertTrue(support.supported)
+        self.assertFalse(support.probe_failed)
+        self.assertIs(support, self.host.stateless_firmware_support())
+        self.assertEqual(2, self.host.api_calls['getDomainCapabilities'])
 
     def test_default_machine_type_decides(self):
         # i440fx: only the plain build targets it, still stateless-capable.
@@ -394,11 +417,6 @@ class DomainCapabilitiesTestCase(_HostTestCase):
         self.assertEqual(['x86_64'],
                          list(self.host.get_domain_capabilities()))
 
-    def test_lxc_has_none(self):
-        self.flags(virt_type='lxc', group='libvirt')
-        self.assertEqual({}, self.host.get_domain_capabilities())
-        self.assertFalse(self.host.supports_uefi)
-
     def test_machine_aliases(self):
         self.assertEqual({'q35': 'pc-q35-7.2', 'pc': 'pc-i440fx-7.2'},
                          self.host.get_machine_aliases('x86_64'))
@@ -436,9 +454,12 @@ class FirmwareTestCase(_HostTestCase):
         # The enrolled build is installed but libvirt does not offer it.
         self.assertRaises(exception.UEFILoaderNotFound, self.host.get_loader,
                           'x86_64', 'q35', secure_boot=True)
-        loader = self.host.get_loader('x86_64', 'q35', stateless=True)
+        loader = self.host.get_loader('x86_64', 'q35')
         self.assertEqual(fakelibvirt.OVMF_CODE_SECBOOT, loader.path)
         self.assertFalse(loader.secure_boot)
+        # Nor is the plain one: nothing here boots without a store.
+        self.assertRaises(exception.UEFILoaderNotFound, self.host.get_loader,
+                          'x86_64', 'q35', stateless=True)
 
     def test_supports_secure_boot(self):
         self.assertTrue(self.host.supports_secure_boot)

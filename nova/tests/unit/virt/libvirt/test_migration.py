@@ -57,11 +57,50 @@ class GetUpdatedGuestXMLTestCase(test.NoDBTestCase):
                           'stateless': 'yes'}, dict(loader.attrib))
         self.assertIsNone(os_node.find('nvram'))
 
-    def test_secure_attribute_kept(self):
+    def test_secure_attribute_from_the_destination(self):
         xml = self.update(domain_xml(self.SECURE_STATELESS_LOADER),
                           dst_supports_stateless_firmware=True,
-                          dst_os_loader=DST_CODE)
+                          dst_os_loader=DST_CODE, dst_os_loader_secure=True)
         self.assertEqual('yes', os_of(xml).find('loader').get('secure'))
+
+    def test_explicit_source_autoselecting_destination(self):
+        # The destination's libvirt finds its own stateless firmware; the
+        # source's path may not exist there.
+        xml = self.update(domain_xml(self.SECURE_STATELESS_LOADER),
+                          dst_supports_stateless_firmware=True,
+                          dst_os_firmware='efi',
+                          dst_os_firmware_features={'secure-boot': True,
+                                                    'enrolled-keys': True})
+        os_node = os_of(xml)
+        self.assertEqual('efi', os_node.get('firmware'))
+        loader = os_node.find('loader')
+        self.assertIsNone(loader.text)
+        self.assertEqual({'stateless': 'yes'}, dict(loader.attrib))
+        self.assertEqual(
+            [('secure-boot', 'yes'), ('enrolled-keys', 'yes')],
+            [(f.get('name'), f.get('enabled'))
+             for f in os_node.findall('firmware/feature')])
+        # <firmware> follows <type>, as libvirt's schema orders them.
+        self.assertEqual(['type', 'firmware', 'loader', 'boot'],
+                         [child.tag for child in os_node])
+
+    def test_autoselected_source_explicit_destination(self):
+        # A live autoselected source shows the image its libvirt resolved
+        # beside firmware='efi'; the destination writes its own loader.
+        resolved = ("<firmware><feature enabled='no' name='secure-boot'/>"
+                    "</firmware><loader readonly='yes' type='pflash' "
+                    "stateless='yes'>/usr/share/edk2/OVMF.stateless.fd"
+                    "</loader>")
+        xml = self.update(domain_xml(resolved, firmware='efi'),
+                          dst_supports_stateless_firmware=True,
+                          dst_os_loader=DST_CODE)
+        os_node = os_of(xml)
+        self.assertIsNone(os_node.get('firmware'))
+        self.assertIsNone(os_node.find('firmware'))
+        loader = os_node.find('loader')
+        self.assertEqual(DST_CODE, loader.text)
+        self.assertEqual({'readonly': 'yes', 'type': 'pflash',
+                          'stateless': 'yes'}, dict(loader.attrib))
 
     def test_nvram_of_stateless_guest_stripped(self):
         # A definition carrying both, e.g. written by hand or by an older
