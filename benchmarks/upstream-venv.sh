@@ -8,15 +8,15 @@
 #
 # Usage: benchmarks/upstream-venv.sh [VENV] [CONSTRAINTS]
 #   VENV         default /tmp/upstream-nova
-#   CONSTRAINTS  default $NOVA_BENCH_CONSTRAINTS, else the 2026.2 pins in
-#                ../shared/upper-constraints/ beside the tree if present;
-#                without one the dependencies install unpinned (said so).
+#   CONSTRAINTS  default $NOVA_BENCH_CONSTRAINTS, else the 2026.2 pins the
+#                tree carries for that release (series/2026.2/); without
+#                a file the dependencies install unpinned (said so).
 set -euo pipefail
 version=34.0.0
 sha256=919eef77cda4ce0cc4746a5853b5d9341ebd0ae37bc8b1939eb77d17727c00df
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv=$(realpath -m "${1:-/tmp/upstream-nova}")
-constraints=${2:-${NOVA_BENCH_CONSTRAINTS:-$here/../shared/upper-constraints/2026.2.txt}}
+constraints=${2:-${NOVA_BENCH_CONSTRAINTS:-$here/series/2026.2/upper-constraints.txt}}
 
 # From / so that no nova package in the current directory shadows the
 # virtualenv's.

@@ -21,6 +21,8 @@
         ; modules run besides those derived from the patches
         unit = nova.tests.unit.objects.test_objects
         functional =
+        ; environment the release's tests need (its tox.ini's setenv)
+        env = OS_NOVA_DISABLE_EVENTLET_PATCHING=False
         ; source file -> more test modules touching it tells to run
         [tests:map]
         nova/objects/image_meta.py = nova.tests.unit.objects.test_objects
@@ -81,6 +83,7 @@ class Release:
     unit: tuple[str, ...]
     functional: tuple[str, ...]
     test_map: dict[str, tuple[str, ...]]
+    test_env: dict[str, str]
     boot_script: str | None
     boot_requirements: tuple[str, ...]
     patches: tuple[Patch, ...]
@@ -159,6 +162,8 @@ def load(root: str, name: str) -> Release:
         unit=_words(tests.get('unit', '')),
         functional=_words(tests.get('functional', '')),
         test_map=test_map,
+        test_env=dict(word.partition('=')[::2]
+                      for word in _words(tests.get('env', ''))),
         boot_script=os.path.join(directory, script) if script else None,
         boot_requirements=_words(boot.get('requirements', '')),
         patches=tuple(patches),

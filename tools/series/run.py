@@ -257,8 +257,8 @@ def _filters(modules: list[str]) -> list[str]:
     return ['^%s\\.' % re.escape(m) for m in modules]
 
 
-def stestr(venv: str, tree: str, test_path: str, modules: list[str]
-           ) -> dict[str, int]:
+def stestr(venv: str, tree: str, test_path: str, modules: list[str],
+           test_env: dict[str, str] | None = None) -> dict[str, int]:
     """Run ``modules`` with stestr; the Totals it printed."""
     if not modules:
         return {}
@@ -266,8 +266,9 @@ def stestr(venv: str, tree: str, test_path: str, modules: list[str]
     cmd = [os.path.join(venv, 'bin', 'stestr'),
            '--test-path=%s' % test_path, 'run', '--color', *_filters(
                modules)]
-    env = dict(TEST_ENV, PATH=os.path.join(venv, 'bin') + os.pathsep +
-               os.environ.get('PATH', ''))
+    env = dict(TEST_ENV, **(test_env or {}))
+    env['PATH'] = os.path.join(venv, 'bin') + os.pathsep + os.environ.get(
+        'PATH', '')
     proc = subprocess.Popen(cmd, cwd=tree, env=dict(os.environ, **env),
                             text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
@@ -284,7 +285,8 @@ def stestr(venv: str, tree: str, test_path: str, modules: list[str]
 
 
 def run_tests(venv: str, tree: str, unit: list[str],
-              functional: list[str]) -> dict:
+              functional: list[str],
+              test_env: dict[str, str] | None = None) -> dict:
     results = {}
     for kind, path, modules in (
             ('unit', './nova/tests/unit', unit),
@@ -292,7 +294,7 @@ def run_tests(venv: str, tree: str, unit: list[str],
         if modules:
             step('%s tests (%d modules)' % (kind, len(modules)))
             start = time.monotonic()
-            totals = stestr(venv, tree, path, modules)
+            totals = stestr(venv, tree, path, modules, test_env)
             totals['seconds'] = round(time.monotonic() - start)
             results[kind] = totals
     return results
@@ -361,6 +363,9 @@ def boot(rel: release_mod.Release, venv: str, work: str,
     env = dict(os.environ, **TEST_ENV)
     env['PYTHONPATH'] = os.pathsep.join(
         p for p in (site, os.environ.get('PYTHONPATH')) if p)
+    # The trees before and after the series, for checks that show both.
+    env['SERIES_PRISTINE_TREE'] = os.path.join(work, 'pristine')
+    env['SERIES_TREE'] = os.path.join(work, 'git')
     return subprocess.run(cmd, env=env).returncode
 
 
@@ -377,7 +382,8 @@ def per_patch(rel: release_mod.Release, pristine: str, work: str,
     step('before the series: release unit tests of the touched modules')
     baseline = _existing(tree, unit_all)
     rows.append({'patch': '(pristine)',
-                 'results': run_tests(venv, tree, baseline, [])})
+                 'results': run_tests(venv, tree, baseline, [],
+                                      rel.test_env)})
     for patch in rel.patches:
         step('apply %s' % patch.name)
         git_am(tree, patch)
@@ -388,7 +394,8 @@ def per_patch(rel: release_mod.Release, pristine: str, work: str,
         quilt_push(quilt, patch)
         unit, functional = release_mod.tests_for(rel, patch.files(), tree)
         rows.append({'patch': patch.name,
-                     'results': run_tests(venv, tree, unit, functional)})
+                     'results': run_tests(venv, tree, unit, functional,
+                                          rel.test_env)})
     return rows
 
 
@@ -458,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
             results = {}
             if not args.no_tests:
                 unit, functional = all_tests(rel, tree)
-                results = run_tests(venv, tree, unit, functional)
+                results = run_tests(venv, tree, unit, functional,
+                                    rel.test_env)
                 failed = _failed(results)
             boot_rc = None
             if not args.no_boot and rel.boot_script:
