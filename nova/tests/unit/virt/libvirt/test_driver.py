@@ -456,8 +456,9 @@ class GuestFirmwareMatrixTestCase(_GuestConfigTestCase):
             drv, make_image(hw_firmware_stateless='true'))))
 
     def test_stateless_secure_boot_needs_stateless_build(self):
-        # Debian's split secure builds run without their variable store
-        # boot in setup mode: secure boot would not be enforced.
+        # Debian's split secure builds keep their keys in the variable
+        # store: without it nothing would enforce secure boot, and their
+        # SMM code may not boot at all.
         drv = self.start_driver()
         for image, flavor in (
                 (uefi_image('true', os_secure_boot='required'), None),

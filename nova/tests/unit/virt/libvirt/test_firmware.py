@@ -102,8 +102,8 @@ class DescriptorParsingTestCase(_DescriptorDirMixin, test.NoDBTestCase):
         self.assertTrue(d.secure_boot)
         self.assertTrue(d.enrolled_keys)
         self.assertTrue(d.requires_smm)
-        # The keys are in the VARS template: enforced with it, setup mode
-        # without it.
+        # The keys are in the VARS template: enforced with it, nothing
+        # enforced (if it boots at all) without it.
         self.assertTrue(d.enforces_secure_boot(stateless=False))
         self.assertFalse(d.enforces_secure_boot(stateless=True))
 
@@ -324,8 +324,8 @@ class ChooseLoaderTestCase(_DescriptorDirMixin, test.NoDBTestCase):
         self.assertTrue(loader.requires_smm)
 
     def test_debian_secure_boot_stateless_not_enforceable(self):
-        # Every secure boot build is split: without its VARS it would boot
-        # in setup mode, which must never pass for secure boot.
+        # Every secure boot build is split: without its VARS it has no
+        # keys (and its SMM code may not boot), never secure boot.
         self.write_debian(self.dir)
         ex = self.assertRaises(exception.UEFILoaderNotFound, self.choose,
                                secure_boot=True, stateless=True)
