@@ -20,7 +20,7 @@ LOG = logging.getLogger(__name__)
 #: trait implies it (Debian's OVMF gives both and not this), and os-traits
 #: has none for it, so it is a custom trait the driver creates.
 STATELESS_SECURE_BOOT_TRAIT = (
-    'CUSTOM_COMPUTE_SECURITY_STATELESS_UEFI_SECURE_BOOT')
+    'CUSTOM_SECURITY_STATELESS_FIRMWARE_SECURE_BOOT')
 
 #: Driver capabilities that are reported to placement as traits on the
 #: compute node resource provider: capability name -> trait.

@@ -199,7 +199,7 @@ class CheckAndXmlTestCase(_NovaFirmwareTestCase):
         # Debian's OVMF has no such firmware, so the host does not report
         # the trait the scheduler asks for, and the line says what it means.
         self.assertIn('it does not report trait '
-                      'CUSTOM_COMPUTE_SECURITY_STATELESS_UEFI_SECURE_BOOT',
+                      'CUSTOM_SECURITY_STATELESS_FIRMWARE_SECURE_BOOT',
                       result.stderr)
         self.assertIn("a firmware descriptor of mode 'stateless' with the "
                       "features 'secure-boot' and 'enrolled-keys'",

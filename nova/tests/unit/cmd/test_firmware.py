@@ -552,7 +552,7 @@ class XmlTestCase(_FakeHostTestCase):
         self.assertTrue(result.stderr_lines[0].startswith(
             'nova-firmware xml: error: this host cannot honour the '
             'request: it does not report trait '
-            'CUSTOM_COMPUTE_SECURITY_STATELESS_UEFI_SECURE_BOOT (secure '
+            'CUSTOM_SECURITY_STATELESS_FIRMWARE_SECURE_BOOT (secure '
             'boot without a variable store needs'))
 
     def test_traits_this_host_does_not_report(self):
