@@ -80,6 +80,8 @@ class Side:
     python: ty.Optional[str] = None
     #: Why it cannot be used, if so.
     unavailable: str = ''
+    #: Directories put first on the side's ``PYTHONPATH``.
+    path: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass

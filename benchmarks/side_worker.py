@@ -128,6 +128,15 @@ class Worker:
             module = getattr(nova.conf, group, None)
             if hasattr(module, 'register_dynamic_opts'):
                 module.register_dynamic_opts(conf)
+        # Some releases' init_host list the host's instances (29.4.0 to
+        # register image property defaults), which nova-compute asks
+        # nova-conductor for; an empty database of the release's own
+        # schema gives the answer a new host gets.
+        from nova.db import migration
+        conf.set_override(
+            'connection', 'sqlite:///%s' % os.path.join(workdir, 'nova.db'),
+            group='database')
+        migration.db_sync(database='main')
         drvr = libvirt_driver.LibvirtDriver(virtapi.VirtAPI(), False)
         drvr.init_host('bench')
         self.driver = drvr

@@ -24,6 +24,7 @@ import typing as ty
 
 import benchmarks
 from nova.virt.libvirt import host as libvirt_host
+from tools.series import run as series_run
 
 WORKER = os.path.join(os.path.dirname(__file__), 'side_worker.py')
 DEFAULT_UPSTREAM_VENV = '/tmp/upstream-nova'
@@ -38,16 +39,24 @@ def venv_python(venv: ty.Optional[str]) -> ty.Optional[str]:
     return python if os.access(python, os.X_OK) else None
 
 
-def series_venvs(series_dir: ty.Optional[str]) -> list[tuple[str, str]]:
-    """``(patched RELEASE, VENV)`` of each series virtualenv built."""
+def series_venvs(series_dir: ty.Optional[str]
+                 ) -> list[tuple[str, str, tuple[str, ...]]]:
+    """``(patched RELEASE, VENV, PATH)`` of each series virtualenv built.
+
+    The series' runner installs the libvirt binding beside the virtualenv,
+    for its boot check only (the release's tests run without it); PATH
+    names that directory when it exists, for the side's worker.
+    """
     if not series_dir:
         return []
     found = []
     for python in sorted(glob.glob(os.path.join(series_dir, '*', 'venv',
                                                 'bin', 'python'))):
         venv = os.path.dirname(os.path.dirname(python))
-        release = os.path.basename(os.path.dirname(venv))
-        found.append(('patched %s' % release, venv))
+        work = os.path.dirname(venv)
+        site = os.path.join(os.path.abspath(work), series_run.BOOT_SITE)
+        path = (site,) if os.path.isdir(site) else ()
+        found.append(('patched %s' % os.path.basename(work), venv, path))
     return found
 
 
@@ -55,23 +64,23 @@ def parse_sides(upstream_venv: ty.Optional[str], extra: ty.Iterable[str],
                 series_dir: ty.Optional[str] = None
                 ) -> tuple[benchmarks.Side, ...]:
     """Upstream first, each ``LABEL=VENV`` in order, then the series'."""
-    specs = [(UPSTREAM_LABEL, upstream_venv)]
+    specs = [(UPSTREAM_LABEL, upstream_venv, ())]
     for spec in extra:
         label, sep, venv = spec.partition('=')
         if not sep or not label.strip() or not venv.strip():
             raise ValueError('a side is LABEL=VENV, not %r' % spec)
-        specs.append((label.strip(), venv.strip()))
-    labels = {label for label, _venv in specs}
-    specs += [(label, venv) for label, venv in series_venvs(series_dir)
-              if label not in labels]
+        specs.append((label.strip(), venv.strip(), ()))
+    labels = {spec[0] for spec in specs}
+    specs += [spec for spec in series_venvs(series_dir)
+              if spec[0] not in labels]
     sides = []
-    for label, venv in specs:
+    for label, venv, path in specs:
         venv = os.path.abspath(venv) if venv else venv
         python = venv_python(venv)
         why = '' if python else (
             'no virtualenv at %s (benchmarks/upstream-venv.sh creates '
             "upstream's; a series' runner creates a patched one)" % venv)
-        sides.append(benchmarks.Side(label, python, why))
+        sides.append(benchmarks.Side(label, python, why, path))
     return tuple(sides)
 
 
@@ -86,6 +95,8 @@ class SideProcess:
         self.side = side
         env = {k: v for k, v in os.environ.items()
                if k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
+        if side.path:
+            env['PYTHONPATH'] = os.pathsep.join(side.path)
         slug = ''.join(c if c.isalnum() else '-' for c in side.label)
         self.workdir = os.path.join(workdir, 'side-%s' % slug)
         os.makedirs(self.workdir, exist_ok=True)

@@ -324,11 +324,16 @@ def _failed(results: dict) -> bool:
 
 # --- boot --------------------------------------------------------------------
 
+#: Beside a release's virtualenv: what only the boot check needs (the
+#: libvirt binding), which the benchmarks also put on the path.
+BOOT_SITE = 'boot-site'
+
+
 def boot_site(rel: release_mod.Release, venv: str, work: str) -> str:
     """A directory with the boot check's own requirements, installed
     with the pins, kept until they change.
     """
-    site = os.path.join(work, 'boot-site')
+    site = os.path.join(work, BOOT_SITE)
     if not rel.boot_requirements:
         return site
     key = ' '.join(rel.boot_requirements)
