@@ -58,7 +58,9 @@ def parse_args(argv=None):
     parser.add_argument('--evidence-lib', required=True,
                         help='directory of evidence.py')
     parser.add_argument('--work', required=True,
-                        help='directory for the instance files')
+                        help='directory for the instance files on the '
+                             'embedded connection (a daemon\'s guests go '
+                             'under /var/tmp, where QEMU can reach them)')
     return parser.parse_args(argv)
 
 
@@ -132,10 +134,25 @@ def main(argv=None):
     root = None
     if args.connection:
         uri = args.connection
+        problem = evidence.connection_problem(uri)
+        if problem:
+            print('boot check: %s' % problem, file=sys.stderr)
+            return 2
     else:
         root = embed_root_for(args)
         uri = 'qemu:///embed?root=%s' % root
-    instances_path = os.path.join(os.path.abspath(args.work), 'instances')
+    guest_root = None
+    if root is None:
+        # A libvirt daemon runs QEMU as its own user, which must reach the
+        # guest's disk and console: not under --work (tox makes .tox/
+        # private to root).
+        guest_root = tempfile.mkdtemp(prefix='nova-series-2024.1-',
+                                      dir='/var/tmp')
+        os.chmod(guest_root, 0o755)
+        instances_path = os.path.join(guest_root, 'instances')
+    else:
+        instances_path = os.path.join(os.path.abspath(args.work),
+                                      'instances')
     os.makedirs(instances_path, exist_ok=True)
     CONF = configure(uri, instances_path)
 
@@ -204,7 +221,7 @@ def main(argv=None):
         if leftovers:
             problems.append('NVRAM left after undefine: %s' % leftovers)
         report['undefined'] = True
-        shutil.rmtree(inst_dir, ignore_errors=True)
+        shutil.rmtree(guest_root or inst_dir, ignore_errors=True)
     del guest
     report['verdict'] = 'stateless' if not problems else 'FAILED'
     report['problems'] = problems

@@ -283,6 +283,10 @@ def main(argv: list[str]) -> int:
         args.connection = _prepare_embed_root(
             os.path.join(args.work, 'embed'))
     elif not evidence_mod.embed_root(args.connection):
+        problem = evidence_mod.connection_problem(args.connection)
+        if problem:
+            print('boot check: %s' % problem, file=sys.stderr)
+            return 2
         # A libvirt daemon runs QEMU as its own user, which must reach the
         # guests' disks and consoles: not under --work (tox makes .tox/
         # private to root).

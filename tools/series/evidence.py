@@ -35,6 +35,28 @@ def embed_root(uri: str) -> str | None:
     return urllib.parse.parse_qs(parts.query).get('root', [''])[0]
 
 
+def connection_problem(uri: str) -> str | None:
+    """Why a libvirt daemon's URI cannot be opened, or None.
+
+    Asked before any Nova code opens it: a release's ``Host`` reports a
+    failed connection through the RPC notifier, which a boot check does
+    not set up, so the libvirt error would be lost behind that one. An
+    embedded URI needs no daemon and is not checked.
+    """
+    if embed_root(uri) is not None:
+        return None
+    # The libvirt binding is the boot check's own requirement, beside the
+    # release's virtualenv; only this function needs it.
+    import libvirt
+    try:
+        libvirt.open(uri).close()
+    except libvirt.libvirtError as e:
+        return ('cannot open %s: %s; start the libvirt daemon (systemctl '
+                'start libvirtd, or virtlogd -d and libvirtd -d) or choose '
+                'another --connection' % (uri, e.get_error_message()))
+    return None
+
+
 def qemu_log_dir(uri: str) -> str:
     root = embed_root(uri)
     if root is None:
