@@ -248,7 +248,8 @@ def _add_request_options(parser: argparse.ArgumentParser,
     group.add_argument(
         '--flavor', default=common.DEFAULT_FLAVOR, metavar='SPEC',
         help='The flavor: comma separated KEY=VALUE with the keys %s '
-             '(RAM in MiB, disks in GiB); keys not given keep their '
+             '(ram and swap in MiB, disk and ephemeral in GiB, as Nova\'s '
+             'flavors); keys not given keep their '
              'defaults.' % ', '.join(common.FLAVOR_KEYS))
     group.add_argument('--extra-spec', action='append', default=[],
                        metavar='KEY=VALUE',
