@@ -1,8 +1,9 @@
 """What a booted guest shows from the host, for the series' boot checks.
 
-Standard library only: the boot checks import this module inside the
-virtualenv of the Nova release under test, where this repository's own
-``nova`` package is not importable. Each helper reads what libvirt and
+Standard library only, besides the libvirt binding ``connection_problem``
+imports: the boot checks import this module inside the virtualenv of the
+Nova release under test, where this repository's own ``nova`` package is
+not importable. Each helper reads what libvirt and
 QEMU left on the host (the live domain XML, the QEMU command line in the
 domain's log, the NVRAM directory, the serial console file) and trusts
 nothing Nova says about itself.
