@@ -131,26 +131,19 @@ def main(argv=None):
     # runs its event dispatch in green threads.
     import nova.monkey_patch  # noqa: F401
 
-    root = None
     if args.connection:
         uri = args.connection
         problem = evidence.connection_problem(uri)
         if problem:
             print('boot check: %s' % problem, file=sys.stderr)
             return 2
+        root = None
+        guest_root = evidence.daemon_guest_root('nova-series-2024.1-')
+        instances_path = os.path.join(guest_root, 'instances')
     else:
         root = embed_root_for(args)
         uri = 'qemu:///embed?root=%s' % root
-    guest_root = None
-    if root is None:
-        # A libvirt daemon runs QEMU as its own user, which must reach the
-        # guest's disk and console: not under --work (tox makes .tox/
-        # private to root).
-        guest_root = tempfile.mkdtemp(prefix='nova-series-2024.1-',
-                                      dir='/var/tmp')
-        os.chmod(guest_root, 0o755)
-        instances_path = os.path.join(guest_root, 'instances')
-    else:
+        guest_root = None
         instances_path = os.path.join(os.path.abspath(args.work),
                                       'instances')
     os.makedirs(instances_path, exist_ok=True)

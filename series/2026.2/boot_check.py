@@ -24,7 +24,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 import uuid
@@ -287,12 +286,8 @@ def main(argv: list[str]) -> int:
         if problem:
             print('boot check: %s' % problem, file=sys.stderr)
             return 2
-        # A libvirt daemon runs QEMU as its own user, which must reach the
-        # guests' disks and consoles: not under --work (tox makes .tox/
-        # private to root).
-        args.guest_root = tempfile.mkdtemp(prefix='nova-series-2026.2-',
-                                           dir='/var/tmp')
-        os.chmod(args.guest_root, 0o755)
+        args.guest_root = evidence_mod.daemon_guest_root(
+            'nova-series-2026.2-')
     # High instance ids: names unlikely to meet others' on a shared daemon.
     base_id = 0x5e000000 + (os.getpid() & 0xffff) * 16
 

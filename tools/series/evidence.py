@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shlex
+import tempfile
 import time
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -56,6 +57,18 @@ def connection_problem(uri: str) -> str | None:
                 'start libvirtd, or virtlogd -d and libvirtd -d) or choose '
                 'another --connection' % (uri, e.get_error_message()))
     return None
+
+
+def daemon_guest_root(prefix: str) -> str:
+    """A new directory for guest files that a libvirt daemon's QEMU reaches.
+
+    The daemon runs QEMU as its own user, which must reach the guests'
+    disks and consoles: not under the runner's work directory (tox makes
+    .tox/ private to root).
+    """
+    root = tempfile.mkdtemp(prefix=prefix, dir='/var/tmp')
+    os.chmod(root, 0o755)
+    return root
 
 
 def qemu_log_dir(uri: str) -> str:
