@@ -285,8 +285,15 @@ class StageTimer:
         self._start = 0.0
 
     def __enter__(self) -> Stage:
-        self._progress.start(self.stage)
         self._start = time.monotonic()
+        try:
+            self._progress.start(self.stage)
+        except BaseException as exc:
+            # A signal can be handled just after the head is printed and
+            # before the block runs, where the with statement would not
+            # call __exit__: end the line all the same.
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         return self.stage
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -177,6 +177,32 @@ class StageTimerTestCase(test.NoDBTestCase):
         self.assertEqual('described: boom', stage.result)
         self.assertIn('failed', self.stream.getvalue())
 
+    def test_signal_right_after_the_head_still_ends_the_line(self):
+        # The handler of a signal that arrives once the head is written
+        # runs inside __enter__, before the block starts.
+        stage = fr.Stage('spawn', 'wait')
+        write = self.progress._write
+        signals = [KeyboardInterrupt('a signal')]
+
+        def write_then_signal(text):
+            write(text)
+            if signals:
+                raise signals.pop()
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.cmd.firmware_report.Progress._write',
+            lambda progress, text: write_then_signal(text)))
+
+        def enter():
+            with self.timer(stage):
+                self.fail('the block must not run')
+
+        self.assertRaises(KeyboardInterrupt, enter)
+        self.assertEqual('failed', stage.status)
+        self.assertRegex(self.stream.getvalue(),
+                         r'^\[1/1\] spawn: wait \.\.\. failed \d+\.\d\ds '
+                         r'\(described: a signal\)\n$')
+
     def test_a_status_the_stage_set_is_kept(self):
         stage = fr.Stage('spawn', 'wait')
         with self.timer(stage):
