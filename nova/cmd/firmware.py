@@ -384,6 +384,21 @@ def config_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
             cfg.find_config_dirs(project='nova', prog=common.PROG))
 
 
+def reads_as_compute(args: argparse.Namespace, files: list[str],
+                     dirs: list[str]) -> bool:
+    """Whether a command reads a compute host's configuration as
+    nova-compute does, with nova-compute's defaults.
+
+    ``check`` and ``xml`` with a nova configuration must see what the
+    compute service sees: a nova.conf that sets no ``connection_uri``
+    means the libvirt daemon its virt type names (``qemu:///system``),
+    and no ``virt_type`` means nova's ``kvm``. Without a configuration,
+    and for ``boot`` and ``cleanup``, the tool's own defaults apply
+    (libvirt embedded in the process, TCG).
+    """
+    return args.command in READ_ONLY_COMMANDS and bool(files or dirs)
+
+
 def _load_config(files: list[str], dirs: list[str]) -> None:
     """Read the configuration, and check every value in it now.
 
@@ -436,7 +451,8 @@ def configure(args: argparse.Namespace) -> str:
     :returns: the state directory, created or checked.
     """
     _register_logging_options()
-    _load_config(*config_files(args))
+    files, dirs = config_files(args)
+    _load_config(files, dirs)
     state_dir = state.prepare_state_dir(os.path.abspath(os.path.expanduser(
         args.state_dir or default_state_dir())))
     # Everything the tool creates stays under its state directory, apart
@@ -444,10 +460,12 @@ def configure(args: argparse.Namespace) -> str:
     CONF.set_override('state_path', state_dir)
     CONF.set_override('instances_path',
                       os.path.join(state_dir, state.INSTANCES_DIR))
-    CONF.set_default('connection_uri', embed_uri(state_dir), group='libvirt')
+    if not reads_as_compute(args, files, dirs):
+        CONF.set_default('connection_uri', embed_uri(state_dir),
+                         group='libvirt')
+        CONF.set_default('virt_type', DEFAULT_VIRT_TYPE, group='libvirt')
     if args.connection:
         CONF.set_override('connection_uri', args.connection, group='libvirt')
-    CONF.set_default('virt_type', DEFAULT_VIRT_TYPE, group='libvirt')
     # Only the tool embeds placement: a service's configuration must not.
     CONF.set_default('embedded', True, group='placement')
     if args.virt_type:
@@ -472,7 +490,10 @@ def _source(args: argparse.Namespace, option: str, flag: str,
         if not files:
             return '%s; no nova configuration file was read' % tool_default
         return '%s; %s does not set it' % (tool_default, ', '.join(files))
-    return "oslo.config's default of [libvirt] %s" % option
+    files = CONF.config_file + CONF.config_dir
+    return "nova's default (%s); %s does not set it" % (
+        CONF.libvirt[option] or 'empty',
+        ', '.join(files) or 'no configuration file')
 
 
 def connection_sources(args: argparse.Namespace) -> dict[str, str]:
@@ -482,8 +503,8 @@ def connection_sources(args: argparse.Namespace) -> dict[str, str]:
                            "%s's default: libvirt embedded in the process"
                            % common.PROG)
     else:
-        uri_from = ('derived from the virt type, as [libvirt] '
-                    'connection_uri is empty (%s)' % _source(
+        uri_from = ('derived from the virt type as nova-compute derives '
+                    'it; [libvirt] connection_uri: %s' % _source(
                         args, 'connection_uri', '--connection', ''))
     return {
         'virt_type_from': _source(

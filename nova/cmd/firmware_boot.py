@@ -18,10 +18,13 @@ services decide.
 import argparse
 import contextlib
 import dataclasses
+import fcntl
+import hashlib
 import math
 import os
 import shlex
 import signal
+import tempfile
 import time
 import typing as ty
 
@@ -208,6 +211,49 @@ def free_instance_id(domain_names: ty.Iterable[str]) -> int:
     return max(ids) + 1
 
 
+#: Where runs of the tool on one machine take turns at naming domains on
+#: a shared libvirt daemon (world-writable and sticky, as /tmp).
+NAME_LOCK_DIRS = ('/run/lock', tempfile.gettempdir())
+
+
+class DomainNameTurn:
+    """Held from choosing a domain name until the domain is defined.
+
+    A libvirt daemon is shared: two runs that list its domains at the same
+    moment pick the same free name, and libvirt refuses the second at
+    define. Runs of the tool on this machine take turns instead, with a
+    lock named after the URI. An embedded libvirt belongs to one process
+    and needs no turn.
+    """
+
+    def __init__(self, uri: str) -> None:
+        self._fd: int | None = None
+        if libvirt_host.embed_root(uri) is not None:
+            return
+        directory = next(d for d in NAME_LOCK_DIRS if os.path.isdir(d))
+        path = os.path.join(directory, 'nova-firmware-%s.lock' % (
+            hashlib.sha256(uri.encode()).hexdigest()[:16]))
+        # No symlink is followed in a directory anyone can write to.
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
+                           0o666)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> 'DomainNameTurn':
+        return self
+
+    def __exit__(self, *exc_info: ty.Any) -> None:
+        self.release()
+
+
 def _file_size(path: str) -> int | None:
     try:
         return os.path.getsize(path)
@@ -292,11 +338,13 @@ class BootFlow:
             adapter = self._placement(stack)
             self.client = report.SchedulerReportClient(adapter)
             self._compute()
+            turn = stack.enter_context(DomainNameTurn(self.uri))
             request_spec = self._api(properties, flavor)
             self._begin_record()
             try:
                 self._schedule(request_spec)
                 self._spawn()
+                turn.release()
                 marker = self._wait_for_firmware()
                 self._evidence(marker)
             finally:

@@ -19,6 +19,7 @@ a failure.
 
 import glob
 import grp
+import json
 import os
 import pwd
 import re
@@ -120,6 +121,12 @@ def qemu_processes(state_dir: str) -> list[int]:
     return pids
 
 
+def _kill_qemu_of(state_dir: str) -> None:
+    # Only if a test failed half way: never leave a guest running.
+    for pid in qemu_processes(state_dir):
+        os.kill(pid, signal.SIGKILL)
+
+
 class _ProcessTestCase(test.NoDBTestCase):
 
     def setUp(self):
@@ -128,9 +135,7 @@ class _ProcessTestCase(test.NoDBTestCase):
         self.addCleanup(self._kill_leftover_qemu)
 
     def _kill_leftover_qemu(self):
-        # Only if a test failed half way: never leave a guest running.
-        for pid in qemu_processes(self.state_dir):
-            os.kill(pid, signal.SIGKILL)
+        _kill_qemu_of(self.state_dir)
 
     def start(self, *argv, **kwargs) -> ToolProcess:
         tool = ToolProcess(['--state-dir', self.state_dir] + list(argv),
@@ -485,6 +490,52 @@ class SystemLibvirtTestCase(_ProcessTestCase):
         self.assertEqual([], os.listdir(os.path.join(self.state_dir,
                                                      'instances')))
         self.assertEqual([], os.listdir(os.path.join(self.state_dir, 'runs')))
+
+    def test_check_with_a_nova_conf_without_uri_checks_the_daemon(self):
+        # A typical compute host's nova.conf names no connection_uri:
+        # nova-compute then talks to the daemon, and so must check.
+        conf = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'nova.conf')
+        with open(conf, 'w') as f:
+            f.write('[libvirt]\nvirt_type = qemu\n')
+
+        code, out, err = self.run_tool('--config-file', conf, '--json',
+                                       'check')
+
+        self.assertEqual(0, code, out + err)
+        report = json.loads(out)
+        self.assertEqual(SYSTEM_URI, report['uri'])
+        self.assertEqual(
+            'derived from the virt type as nova-compute derives it; '
+            "[libvirt] connection_uri: nova's default (empty); %s does "
+            'not set it' % conf, report['uri_from'])
+        self.assertEqual('[libvirt] virt_type in %s' % conf,
+                         report['virt_type_from'])
+        self.assertTrue(report['stateless_firmware'])
+        self.assertIn('COMPUTE_SECURITY_STATELESS_FIRMWARE',
+                      report['traits'])
+
+    def test_two_boots_at_once_on_one_daemon(self):
+        # Runs that list the daemon's domains at the same moment would
+        # pick the same free name; they take turns, and both boot.
+        other_dir = self.useFixture(fixtures.TempDir()).path
+        other = ToolProcess(['--state-dir', other_dir, '--connection',
+                             SYSTEM_URI, 'boot'])
+        self.addCleanup(other.kill)
+        self.addCleanup(_kill_qemu_of, other_dir)
+        first = self.start('--connection', SYSTEM_URI, 'boot')
+
+        results = [first.finish(), other.finish()]
+
+        for code, out, err in results:
+            self.assertEqual(0, code, out + err)
+            self.assertRegex(out, r'PASS: the guest booted stateless UEFI '
+                                  r'firmware, as requested')
+        names = [re.search(r'\[5/8\] spawn: (instance-[0-9a-f]{8}) ',
+                           out).group(1) for _code, out, _err in results]
+        self.assertNotEqual(names[0], names[1])
+        for _code, out, _err in results:
+            self.assertFalse(self.domain_exists(self.instance_uuid(out)))
 
     def test_keep_then_cleanup(self):
         code, out, err = self.run_tool('--connection', SYSTEM_URI, 'boot',

@@ -520,7 +520,8 @@ class LibvirtDriver(driver.ComputeDriver):
         self, instance: 'objects.Instance',
     ) -> ty.Optional[libvirt_guest.Guest]:
         try:
-            return libvirt_guest.Guest(self._host.get_domain(instance.name))
+            return libvirt_guest.Guest(
+                self._host.get_instance_domain(instance))
         except exception.InstanceNotFound:
             return None
 

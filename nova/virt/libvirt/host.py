@@ -33,6 +33,9 @@ from nova import exception
 from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import firmware
 
+if ty.TYPE_CHECKING:
+    from nova import objects
+
 libvirt: ty.Any = None
 
 CONF = nova.conf.CONF
@@ -807,15 +810,27 @@ class Host:
         :raises InstanceNotFound: when libvirt has no such domain.
         :raises InternalError: on any other libvirt error.
         """
+        return self._lookup_domain('lookupByName', instance_name)
+
+    def get_instance_domain(self, instance: 'objects.Instance') -> ty.Any:
+        """The libvirt domain of ``instance``, found by its UUID as Nova
+        finds it: a domain of the same name that another process defined
+        on a shared libvirt is not the instance's.
+
+        :raises InstanceNotFound: when libvirt has no such domain.
+        :raises InternalError: on any other libvirt error.
+        """
+        return self._lookup_domain('lookupByUUIDString', instance.uuid)
+
+    def _lookup_domain(self, api: str, key: str) -> ty.Any:
         try:
-            return self._call('lookupByName', instance_name)
+            return self._call(api, key)
         except libvirt.libvirtError as ex:
             if ex.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                raise exception.InstanceNotFound(
-                    instance_id=instance_name) from ex
+                raise exception.InstanceNotFound(instance_id=key) from ex
             raise exception.InternalError(
                 err='Error from libvirt while looking up %s: [Error Code '
-                    '%s] %s' % (instance_name, ex.get_error_code(), ex)
+                    '%s] %s' % (key, ex.get_error_code(), ex)
             ) from ex
 
     def list_instance_names(self) -> list[str]:

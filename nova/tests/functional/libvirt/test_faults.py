@@ -75,6 +75,29 @@ class FaultsTestCase(base.LibvirtBootTestCase):
         self.driver.destroy(self.context, instance)
         self.assert_gone(instance)
 
+    def test_a_domain_of_the_same_name_is_left_alone(self):
+        # Two processes on one libvirt daemon can pick the same domain
+        # name. The build that loses is refused at define, and neither its
+        # clean-up nor a delete may take the other guest down: the domain
+        # is the instance's only if it has the instance's UUID.
+        other = self.spawn(base.make_image(stateless=True), wait=False)
+        instance = self.create_instance(base.make_image(stateless=True))
+        instance.id = other.id
+        self.assertEqual(other.name, instance.name)
+
+        ex = self.assertRaises(libvirt_host.libvirt.libvirtError,
+                               self.driver.spawn, self.context, instance,
+                               instance.image_meta)
+        self.assertIn('already exists with uuid %s' % other.uuid, str(ex))
+        self.driver.destroy(self.context, instance)
+
+        self.assert_running(other)
+        self.assertEqual(other.uuid,
+                         self.driver.host.get_domain(other.name).UUIDString())
+        self.wait_for_firmware(other)
+        self.driver.destroy(self.context, other)
+        self.assert_gone(other)
+
     def test_connection_lost_during_spawn(self):
         host = self.driver.host
         define = host.write_instance_config

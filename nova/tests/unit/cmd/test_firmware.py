@@ -228,6 +228,18 @@ class ParserTestCase(test.NoDBTestCase):
                           'of seconds', result)
         self.assertEqual(0.5, self.parse('boot', '--timeout', '0.5').timeout)
 
+    def test_timeout_too_large_for_a_float_is_refused(self):
+        # Plain digits pass the pattern; float() makes 400 of them inf,
+        # which only the finiteness check stops.
+        digits = '9' * 400
+        self.assertEqual(float('inf'), float(digits))
+
+        result = self.parse_error('boot', '--timeout', digits)
+
+        self.assertIn("argument --timeout: must be a positive number of "
+                      "seconds, not '%s'" % digits, result)
+        self.assertNotIn('such as 120', result)
+
     def test_boot_defaults(self):
         args = self.parse('boot')
         self.assertEqual(120.0, args.timeout)
