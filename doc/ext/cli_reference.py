@@ -31,6 +31,7 @@ import argparse
 import dataclasses
 import importlib
 import textwrap
+import typing as ty
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -197,11 +198,18 @@ class CLIReferenceDirective(sphinx_docutils.SphinxDirective):
             rename_prog(parser, self.options['prog'])
 
         result = self._parser_nodes(parser)
+        # Options every command takes are described once, above; each
+        # command's section names them.
+        described = {
+            tuple(action.option_strings)
+            for group in parser._action_groups
+            for action in documented_actions(group)}
         for command in subcommands(parser):
-            result.append(self._subcommand_section(command))
+            result.append(self._subcommand_section(command, described))
         return result
 
-    def _parser_nodes(self, parser: argparse.ArgumentParser
+    def _parser_nodes(self, parser: argparse.ArgumentParser,
+                      described: ty.AbstractSet[tuple[str, ...]] = frozenset()
                       ) -> list[nodes.Node]:
         result: list[nodes.Node] = [literal_block(usage(parser))]
         result.extend(text_blocks(parser.description))
@@ -209,7 +217,18 @@ class CLIReferenceDirective(sphinx_docutils.SphinxDirective):
             actions = documented_actions(group)
             if not actions:
                 continue
-            result.append(nodes.rubric(text=group.title.capitalize()))
+            title = group.title.capitalize()
+            if all(tuple(a.option_strings) in described for a in actions):
+                para = nodes.paragraph(text=title + ': ')
+                for i, action in enumerate(actions):
+                    if i:
+                        para += nodes.Text(', ')
+                    para += nodes.literal(action.option_strings[-1],
+                                          action.option_strings[-1])
+                para += nodes.Text(', as described above.')
+                result.append(para)
+                continue
+            result.append(nodes.rubric(text=title))
             result.append(self._options_list(parser, actions))
         result.extend(text_blocks(parser.epilog))
         return result
@@ -235,7 +254,9 @@ class CLIReferenceDirective(sphinx_docutils.SphinxDirective):
             dl += item
         return dl
 
-    def _subcommand_section(self, command: Subcommand) -> nodes.section:
+    def _subcommand_section(self, command: Subcommand,
+                            described: ty.AbstractSet[tuple[str, ...]]
+                            ) -> nodes.section:
         parser = command.parser
         section = nodes.section()
         section['names'].append(parser.prog)
@@ -246,7 +267,7 @@ class CLIReferenceDirective(sphinx_docutils.SphinxDirective):
         if command.aliases:
             section += nodes.paragraph(
                 text='Aliases: ' + ', '.join(command.aliases))
-        section.extend(self._parser_nodes(parser))
+        section.extend(self._parser_nodes(parser, described))
         return section
 
 

@@ -30,6 +30,7 @@ extensions = [
     'oslo_config.sphinxconfiggen',
     'cli_reference',
     'nova_errors',
+    'literal_breaks',
 ]
 
 # oslo_config.sphinxconfiggen: write the sample configuration file from the
@@ -55,6 +56,10 @@ copyright = '2024-present, OpenStack Foundation'
 
 # Any ``text`` without a role is a literal, as in the rest of OpenStack.
 default_role = 'literal'
+
+# Quotes stay as typed: attribute values in XML (stateless='yes') and
+# commands are copied from the pages.
+smartquotes = False
 
 pygments_style = 'native'
 # Literal blocks (``::``) are commands, messages and output: not Python.

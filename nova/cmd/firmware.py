@@ -163,9 +163,11 @@ _GLOBAL_OPTIONS: list[tuple[tuple[str, ...], dict]] = [
     (('--connection',), dict(
         metavar='URI', type=_non_empty('--connection'),
         help='The libvirt URI, e.g. qemu:///system on a compute host. '
-             'Default: [libvirt] connection_uri of the configuration, else '
-             'qemu:///embed?root=STATE_DIR/libvirt (libvirt inside this '
-             'process, no daemon needed).')),
+             'Default: [libvirt] connection_uri of the configuration; '
+             'where check and xml read a nova configuration that sets '
+             'none, the daemon nova-compute would use (qemu:///system); '
+             'else qemu:///embed?root=STATE_DIR/libvirt (libvirt inside '
+             'this process, no daemon needed).')),
     (('--state-dir',), dict(
         metavar='DIR', type=_non_empty('--state-dir'),
         help='Where the tool keeps everything it creates: the embedded '
@@ -175,9 +177,10 @@ _GLOBAL_OPTIONS: list[tuple[tuple[str, ...], dict]] = [
              'else ~/.local/state/nova-firmware.')),
     (('--virt-type',), dict(
         choices=VIRT_TYPES,
-        help='[libvirt] virt_type. Default: the configuration\'s, else '
-             "'qemu' (TCG), which boots OVMF everywhere, also where KVM "
-             'is nested and cannot.')),
+        help='[libvirt] virt_type. Default: the configuration\'s; '
+             "where check and xml read a nova configuration that sets "
+             "none, nova-compute's 'kvm'; else 'qemu' (TCG), which boots "
+             'OVMF everywhere, also where KVM is nested and cannot.')),
     (('--json',), dict(
         action='store_true',
         help='Print one JSON document instead of text, and no progress '
