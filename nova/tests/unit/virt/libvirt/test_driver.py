@@ -588,6 +588,23 @@ class AArch64GuestFirmwareTestCase(_GuestConfigTestCase):
         self.assertEqual(loader_firmware(self.aavmf_code, stateless=True),
                          firmware_of(xml))
 
+    def test_image_architecture_decides_over_the_hosts(self):
+        # An x86_64 image naming no firmware boots BIOS, as x86_64 guests
+        # do, on this aarch64 host where a guest of the host's own
+        # architecture boots UEFI; a stateless request for it is one for
+        # BIOS, which has no variable store: ignored, no loader.
+        drv = self.start_driver()
+        for stateless in (None, 'true'):
+            xml = self.guest_xml(drv, make_image(
+                hw_architecture='x86_64', hw_firmware_stateless=stateless))
+            self.assertEqual(BIOS, firmware_of(xml))
+            self.assertEqual(
+                'x86_64', etree.fromstring(xml).find('os/type').get('arch'))
+        self.assertEqual(
+            loader_firmware(self.aavmf_code, template=self.aavmf_vars),
+            firmware_of(self.guest_xml(
+                drv, make_image(hw_architecture='aarch64'))))
+
     def test_image_without_architecture_stateless_unsupported(self):
         self.use_fake(lv_ver=(8, 5, 0), **self.FAKE_ARGS)
         self.fake.write_split_descriptor(
