@@ -244,8 +244,12 @@ def _add_request_options(parser: argparse.ArgumentParser,
     property_help = ('An image property, as set in Glance, e.g. '
                      'hw_firmware_stateless=true; repeat for more.')
     if defaults:
-        property_help += (' Added to, or replacing, the defaults %s.' %
-                          ' '.join('%s=%s' % kv for kv in defaults.items()))
+        property_help += (
+            ' Added to, or replacing, the defaults %s (%s for x86 guests '
+            'only: an image of another hw_architecture gets its '
+            "architecture's default machine type)." % (
+                ' '.join('%s=%s' % kv for kv in defaults.items()),
+                ', '.join(common.X86_ONLY_DEFAULTS)))
     group.add_argument('--property', action='append', default=[],
                        metavar='KEY=VALUE', help=property_help)
     group.add_argument(

@@ -64,6 +64,12 @@ STATELESS_PROPERTIES = {
     'hw_machine_type': 'q35',
 }
 
+#: Defaults that only an x86 guest can take: ``q35`` is a PC machine type,
+#: so an image naming another ``hw_architecture`` goes without it and
+#: gets its architecture's default machine type (``virt`` for aarch64).
+X86_ONLY_DEFAULTS = ('hw_machine_type',)
+X86_ARCHITECTURES = (fields.Architecture.X86_64, fields.Architecture.I686)
+
 #: Flavor extra specs the code of this tree reads, by key and by prefix;
 #: any other key has no effect here (a typo such as ``os:secure_bot``).
 KNOWN_EXTRA_SPECS = ('os:secure_boot', 'hw:mem_encryption',
@@ -212,7 +218,13 @@ def request_from_args(args: argparse.Namespace,
 
     :raises nova.exception.InvalidInput: for a malformed item.
     """
+    given = parse_key_values(args.property, '--property')
     properties = parse_key_values(args.property, '--property', defaults)
+    if given.get('hw_architecture', X86_ARCHITECTURES[0]) not in (
+            X86_ARCHITECTURES):
+        for key in X86_ONLY_DEFAULTS:
+            if key not in given:
+                properties.pop(key, None)
     extra_specs = parse_key_values(args.extra_spec, '--extra-spec')
     flavor = parse_flavor(args.flavor, extra_specs)
     for name in unknown_properties(properties):

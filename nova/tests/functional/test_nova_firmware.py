@@ -31,6 +31,7 @@ from nova.tests.unit.cmd import cli_fixture
 
 CONF = nova.conf.CONF
 STATELESS = os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE
+AAVMF_CODE = '/usr/share/AAVMF/AAVMF_CODE.fd'
 OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd'
 
 
@@ -286,6 +287,24 @@ class BootTestCase(_NovaFirmwareTestCase):
                          if os.path.isdir(self.embed.nvram_dir) else [])
         self.assertEqual(
             [], os.listdir(os.path.join(self.state_dir, 'instances')))
+
+    def test_boot_aarch64_guest(self):
+        # The default machine type q35 is an x86 one: an aarch64 image
+        # goes without it and gets virt, and AAVMF boots with no store.
+        result = self.run_cli('boot', '--property', 'hw_architecture=aarch64')
+
+        self.assertEqual(0, result.code, result)
+        self.assertEqual('', result.stderr)
+        out = result.stdout
+        self.assertIn('[3/8] api: validate hw_architecture=aarch64 '
+                      'hw_firmware_stateless=true hw_firmware_type=uefi, ',
+                      out)
+        self.assertRegex(out, r'<type arch="aarch64" machine="virt-[0-9.]+">')
+        self.assertIn('      pflash:\n'
+                      '        - unit: 0, file: %s, read only: yes\n'
+                      '      nvram:              none\n' % AAVMF_CODE, out)
+        self.assertRegex(out, r'PASS: the guest booted stateless UEFI '
+                              r'firmware, as requested')
 
 
 class _QuietHandler(simple_server.WSGIRequestHandler):

@@ -773,6 +773,9 @@ class LibvirtConfigGuest(LibvirtConfigObject):
     * ``os_nvram`` (path) and ``os_nvram_template``: an ``<nvram>`` is
       written only when one is set, because a stateless guest must have
       none.
+
+    ``cpu_mode`` writes ``<cpu mode=...>`` when set (e.g. ``maximum``,
+    every feature the emulator has); None leaves the CPU to libvirt.
     """
 
     def __init__(self, **kwargs) -> None:
@@ -797,6 +800,7 @@ class LibvirtConfigGuest(LibvirtConfigObject):
         self.os_nvram_template: str | None = None
         self.os_boot_dev: list[str] = []
         self.features: list[LibvirtConfigGuestFeature] = []
+        self.cpu_mode: str | None = None
         self.devices: list[LibvirtConfigGuestDevice] = []
 
     def add_feature(self, feature: LibvirtConfigGuestFeature) -> None:
@@ -827,6 +831,8 @@ class LibvirtConfigGuest(LibvirtConfigObject):
             for feature in self.features:
                 features.append(feature.format_dom())
             root.append(features)
+        if self.cpu_mode is not None:
+            root.append(self._new_node('cpu', mode=self.cpu_mode))
         if self.devices:
             devices = self._new_node('devices')
             for device in self.devices:
@@ -889,6 +895,8 @@ class LibvirtConfigGuest(LibvirtConfigObject):
                 self._parse_os(child)
             elif child.tag == 'features':
                 self._parse_features(child)
+            elif child.tag == 'cpu':
+                self.cpu_mode = child.get('mode')
             elif child.tag == 'devices':
                 self._parse_devices(child)
             # <metadata> is not read back: its content is in the namespace

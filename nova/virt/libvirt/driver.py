@@ -51,6 +51,12 @@ MIN_QEMU_VERSION = (5, 2, 0)
 #: Oldest libvirt that understands ``<loader stateless='yes'>``.
 MIN_LIBVIRT_STATELESS_FIRMWARE = libvirt_host.MIN_LIBVIRT_STATELESS_FIRMWARE
 
+#: Guest architectures that have an APIC (``<features><apic/>``).
+X86_ARCHITECTURES = (fields.Architecture.X86_64, fields.Architecture.I686)
+#: ``<cpu mode='maximum'>``: every feature the emulator has (QEMU's
+#: ``-cpu max``), libvirt 7.1.0 and later.
+CPU_MODE_MAXIMUM = 'maximum'
+
 #: Reboot types, as Nova's compute API names them.
 REBOOT_SOFT = 'SOFT'
 REBOOT_HARD = 'HARD'
@@ -249,7 +255,15 @@ class LibvirtDriver(driver.ComputeDriver):
         guest.os_arch = arch
         guest.os_mach_type = self._get_machine_type(image_meta, arch)
         guest.add_feature(vconfig.LibvirtConfigGuestFeatureACPI())
-        guest.add_feature(vconfig.LibvirtConfigGuestFeatureAPIC())
+        if arch in X86_ARCHITECTURES:
+            guest.add_feature(vconfig.LibvirtConfigGuestFeatureAPIC())
+        if (guest.virt_type == 'qemu' and
+                arch == fields.Architecture.AARCH64):
+            # QEMU emulates a 32-bit Cortex-A15 on the virt machine unless
+            # told otherwise, which cannot run 64-bit UEFI firmware. (An
+            # older libvirt than 7.1.0 refuses the mode: such a guest
+            # could not boot there anyway.)
+            guest.cpu_mode = CPU_MODE_MAXIMUM
         self._set_guest_firmware(guest, flavor, image_meta, arch, existing)
         self._add_guest_devices(guest, instance, rescue)
         return guest

@@ -41,6 +41,17 @@ libvirt: ty.Any = None
 CONF = nova.conf.CONF
 LOG = logging.getLogger(__name__)
 
+#: Nova's machine types of the architectures whose libvirt default is a
+#: board no cloud image boots on (for aarch64, libvirt 9.0 picks
+#: ``integratorcp``, which has no UEFI), where ``[libvirt]
+#: hw_machine_type`` names none. x86_64 is left to the option
+#: (``x86_64=q35`` by default) and else to libvirt.
+ARCH_DEFAULT_MACHINE_TYPES = {
+    'aarch64': 'virt',
+    'armv7l': 'virt',
+    's390x': 's390-ccw-virtio',
+}
+
 #: The first libvirt that knows ``<loader stateless='yes'>``. Older
 #: versions do not reject the attribute: their parser ignores unknown
 #: attributes, so the guest silently gets an NVRAM file, the very thing a
@@ -483,10 +494,11 @@ class Host:
         return result
 
     def get_default_machine_type(self, arch: str) -> str | None:
-        """The configured machine type of ``arch``; None leaves the choice
-        to libvirt.
+        """The configured machine type of ``arch``, else Nova's default
+        for it; None leaves the choice to libvirt.
         """
-        return self.configured_machine_types().get(arch)
+        return self.configured_machine_types().get(
+            arch, ARCH_DEFAULT_MACHINE_TYPES.get(arch))
 
     def get_domain_capabilities_for(
             self, arch: str, machine_type: str | None = None,

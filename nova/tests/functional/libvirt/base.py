@@ -59,9 +59,16 @@ make_flavor = compute_fixture.make_flavor
 
 def make_image(firmware_type: str | None = 'uefi',
                stateless: bool | None = None,
-               machine_type: str = 'q35') -> dict:
-    """A Glance image dict with the firmware properties given."""
-    properties = {'hw_machine_type': machine_type}
+               machine_type: str | None = 'q35',
+               architecture: str | None = None) -> dict:
+    """A Glance image dict with the firmware properties given; a property
+    given as None is not set.
+    """
+    properties = {}
+    if machine_type is not None:
+        properties['hw_machine_type'] = machine_type
+    if architecture is not None:
+        properties['hw_architecture'] = architecture
     if firmware_type is not None:
         properties['hw_firmware_type'] = firmware_type
     if stateless is not None:
@@ -194,9 +201,11 @@ class LibvirtBootTestCase(test.NoDBTestCase):
         self.assertTrue(drives[0].read_only, drives)
         self.assertEqual(config.os_loader, drives[0].filename)
 
-    def assert_stateful(self, instance: 'objects.Instance') -> str:
+    def assert_stateful(self, instance: 'objects.Instance',
+                        store_size: int = VARS_4M_SIZE) -> str:
         """The running guest has a read-only firmware image and its own
-        writable variable store, made from the template.
+        writable variable store of ``store_size`` bytes, made from the
+        template.
 
         :returns: the path of the variable store.
         """
@@ -209,7 +218,7 @@ class LibvirtBootTestCase(test.NoDBTestCase):
         self.assertEqual([config.os_nvram], files)
         self.assertEqual(boot_evidence.nvram_dir(self.uri),
                          os.path.dirname(config.os_nvram))
-        self.assertEqual(VARS_4M_SIZE, os.path.getsize(config.os_nvram))
+        self.assertEqual(store_size, os.path.getsize(config.os_nvram))
         drives = self.pflash(instance)
         self.assertEqual([0, 1], [d.unit for d in drives], drives)
         self.assertTrue(drives[0].read_only, drives)

@@ -545,6 +545,21 @@ class LibvirtConfigGuestTest(XMLTestCase):
             "<features><smm state='on'/><smm state='off'/><pae/></features>",
             etree.fromstring(guest.to_xml()).find('features'))
 
+    def test_cpu_mode(self):
+        guest = config.LibvirtConfigGuest()
+        self.assertIsNone(etree.fromstring(guest.to_xml()).find('cpu'))
+        guest.add_feature(config.LibvirtConfigGuestFeatureACPI())
+        guest.cpu_mode = 'maximum'
+        root = etree.fromstring(guest.to_xml())
+        self.assertXmlEqual("<cpu mode='maximum'/>", root.find('cpu'))
+        # After <features>, where libvirt writes it.
+        self.assertEqual(['memory', 'vcpu', 'os', 'features', 'cpu'],
+                         [child.tag for child in root])
+        parsed = config.LibvirtConfigGuest()
+        parsed.parse_str("<domain type='qemu'><cpu mode='maximum' "
+                         "check='none'/></domain>")
+        self.assertEqual('maximum', parsed.cpu_mode)
+
     def test_parse_features(self):
         guest = config.LibvirtConfigGuest()
         guest.parse_str("""

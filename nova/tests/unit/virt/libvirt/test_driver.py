@@ -570,6 +570,27 @@ class AArch64GuestFirmwareTestCase(_GuestConfigTestCase):
                          firmware_of(xml))
         fakelibvirt.open().defineXML(xml)
 
+    def test_emulated_guest_gets_a_64_bit_cpu_and_no_apic(self):
+        # QEMU's default CPU of the virt machine is a 32-bit Cortex-A15,
+        # which cannot run 64-bit UEFI; the APIC is an x86 device.
+        drv = self.start_driver()
+        root = etree.fromstring(self.guest_xml(
+            drv, make_image(hw_architecture='aarch64')))
+        self.assertEqual('maximum', root.find('cpu').get('mode'))
+        self.assertIsNone(root.find('features/apic'))
+        self.assertIsNotNone(root.find('features/acpi'))
+
+    def test_architecture_default_machine_type(self):
+        # libvirt's own default for aarch64 is a board without UEFI.
+        self.flags(hw_machine_type=[], group='libvirt')
+        drv = self.start_driver()
+        self.assertEqual('virt', drv.host.get_default_machine_type(
+            'aarch64'))
+        self.assertIsNone(drv.host.get_default_machine_type('x86_64'))
+        self.flags(hw_machine_type=['aarch64=virt-7.2'], group='libvirt')
+        self.assertEqual('virt-7.2', drv.host.get_default_machine_type(
+            'aarch64'))
+
     def test_explicit_bios_has_no_loader(self):
         drv = self.start_driver()
         xml = self.guest_xml(drv, make_image(hw_architecture='aarch64',
