@@ -70,6 +70,17 @@ class TestImageMetaProps(test.NoDBTestCase):
         self.assertFalse(props.get('hw_firmware_stateless', False))
         self.assertRaises(AttributeError, props.get, 'hw_no_such_thing')
 
+    def test_get_reads_the_value_as_it_is_now(self):
+        props = objects.ImageMetaProps.from_dict({'hw_firmware_type': 'uefi'})
+        self.assertEqual('uefi', props.get('hw_firmware_type'))
+        props.hw_firmware_type = 'bios'
+        self.assertEqual('bios', props.get('hw_firmware_type', 'uefi'))
+        props.hw_firmware_stateless = False
+        self.assertIs(False, props.get('hw_firmware_stateless', True))
+        del props.hw_firmware_type
+        self.assertEqual('uefi', props.get('hw_firmware_type', 'uefi'))
+        self.assertIsNone(props.get('hw_firmware_type'))
+
     def test_unknown_properties_are_ignored(self):
         props = objects.ImageMetaProps.from_dict(
             {'hw_firmware_type': 'bios', 'os_distro': 'debian'})
