@@ -1,6 +1,5 @@
 """Image metadata as Nova reads it from Glance or from an instance."""
 
-import copy
 import typing as ty
 
 from oslo_log import log as logging
@@ -62,7 +61,10 @@ class ImageMeta(base.NovaObject):
         :param instance: the instance the properties are stored with, named
             in those warnings.
         """
-        image_meta = copy.deepcopy(dict(image_meta or {}))
+        # The dict is only read, and every value is coerced by its field
+        # (to a string, a number, a boolean) as it is set: no mutable
+        # value of the caller's ends up in the object, so no copy is made.
+        image_meta = image_meta or {}
         props = ImageMetaProps.from_dict(image_meta.get('properties') or {},
                                          strict=strict, instance=instance)
         image_meta = {k: v for k, v in image_meta.items()
