@@ -1,6 +1,7 @@
 """Translation of a request spec into a placement query."""
 
 import math
+import re
 import typing as ty
 from urllib import parse
 
@@ -27,6 +28,10 @@ TRAIT_REQUIRED = 'required'
 TRAIT_FORBIDDEN = 'forbidden'
 #: Prefix of the traits naming a host's CPU architecture.
 ARCH_TRAIT_PREFIX = 'HW_ARCH_'
+
+#: Characters a query value carries unencoded: those no URL encoding
+#: changes, and the separators placement reads (``to_querystring``).
+_QUERY_SAFE = re.compile(r'[A-Za-z0-9_.~,:!-]*')
 
 
 class ResourceRequest:
@@ -167,7 +172,14 @@ class ResourceRequest:
             qparams.append(('required', 'in:' + ','.join(sorted(any_of))))
         if self.limit is not None:
             qparams.append(('limit', str(self.limit)))
-        return parse.urlencode(sorted(qparams), safe=',:!')
+        # As parse.urlencode(sorted(qparams), safe=',:!') writes it; the
+        # names are plain words, and a value of letters, digits and the
+        # separators (every standard trait and resource class) is its own
+        # encoding, so only other values go through the encoder.
+        return '&'.join(
+            '%s=%s' % (name, value if _QUERY_SAFE.fullmatch(value)
+                       else parse.quote_plus(value, safe=',:!'))
+            for name, value in sorted(qparams))
 
     def __repr__(self) -> str:
         return '<ResourceRequest %s>' % self.to_querystring()
