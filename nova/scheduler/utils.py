@@ -33,6 +33,16 @@ ARCH_TRAIT_PREFIX = 'HW_ARCH_'
 #: changes, and the separators placement reads (``to_querystring``).
 _QUERY_SAFE = re.compile(r'[A-Za-z0-9_.~,:!-]*')
 
+#: The traits of which a host needs one for a stateless request whose
+#: firmware its architecture decides: the stateless firmware trait, or the
+#: architecture trait of a host whose guests boot BIOS by default. The
+#: traits os-traits defines do not change while the process runs.
+_STATELESS_OR_BIOS_HOST_TRAITS = frozenset(
+    [os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE] +
+    [trait for trait in os_traits.get_traits(prefix=ARCH_TRAIT_PREFIX)
+     if trait[len(ARCH_TRAIT_PREFIX):].lower() not in
+     hardware.UEFI_DEFAULT_ARCHITECTURES])
+
 
 class ResourceRequest:
     """The resources and traits one instance needs from one provider.
@@ -104,12 +114,7 @@ class ResourceRequest:
         # UEFI on aarch64, where stateless firmware must be supported, BIOS
         # elsewhere, where the request is met by nature. So: a host with
         # the trait, or one whose architecture trait says it boots BIOS.
-        bios_archs = frozenset(
-            trait for trait in os_traits.get_traits(prefix=ARCH_TRAIT_PREFIX)
-            if trait[len(ARCH_TRAIT_PREFIX):].lower() not in
-            hardware.UEFI_DEFAULT_ARCHITECTURES)
-        self.required_any_traits.append(frozenset(
-            {os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE}) | bios_archs)
+        self.required_any_traits.append(_STATELESS_OR_BIOS_HOST_TRAITS)
 
     def _add_flavor_resources(self, flavor: 'objects.Flavor',
                               is_bfv: bool) -> None:
