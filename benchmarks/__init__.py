@@ -82,6 +82,10 @@ class Side:
     unavailable: str = ''
     #: Directories put first on the side's ``PYTHONPATH``.
     path: tuple[str, ...] = ()
+    #: The series release whose runner builds it (``patched RELEASE``).
+    release: ty.Optional[str] = None
+    #: What to know about the Nova measured (e.g. a tree edited by hand).
+    note: str = ''
 
 
 @dataclasses.dataclass
