@@ -23,6 +23,8 @@ Nothing here asserts a timing; the tests never time anything either.
 """
 
 import dataclasses
+import fractions
+import functools
 import math
 import statistics
 import time
@@ -82,6 +84,10 @@ class Side:
     unavailable: str = ''
     #: Directories put first on the side's ``PYTHONPATH``.
     path: tuple[str, ...] = ()
+    #: The series release whose runner builds it (``patched RELEASE``).
+    release: ty.Optional[str] = None
+    #: What to know about the Nova measured (e.g. a tree edited by hand).
+    note: str = ''
 
 
 @dataclasses.dataclass
@@ -116,6 +122,28 @@ def median(values: ty.Iterable[float]) -> float:
     return statistics.median(list(values))
 
 
+@functools.lru_cache(maxsize=None)
+def _sign_test_order(n: int, confidence: float) -> int:
+    """The order k of the sign test's interval for n values (0: none).
+
+    In whole numbers: the tail counts the outcomes of n fair signs with at
+    most k pluses, out of 2 ** n, which no float holds beyond n = 1023 (a
+    cap of 2,000 pairs goes past it). Kept per n: a comparison asks again
+    after every pair.
+    """
+    limit = fractions.Fraction(1.0 - confidence) * 2 ** n
+    k = 0
+    outcomes = 1  # math.comb(n, k)
+    tail = 0
+    while k < n // 2:
+        tail += outcomes
+        if 2 * tail > limit:
+            break
+        outcomes = outcomes * (n - k) // (k + 1)
+        k += 1
+    return k
+
+
 def median_interval(values: ty.Sequence[float],
                     confidence: float = 0.95
                     ) -> tuple[float, float, float]:
@@ -132,14 +160,7 @@ def median_interval(values: ty.Sequence[float],
     ordered = sorted(values)
     n = len(ordered)
     mid = statistics.median(ordered)
-    alpha = 1.0 - confidence
-    k = 0
-    tail = 0.0
-    while k < n // 2:
-        tail += math.comb(n, k) / 2.0 ** n
-        if 2 * tail > alpha:
-            break
-        k += 1
+    k = _sign_test_order(n, confidence)
     if k == 0:
         return mid, -math.inf, math.inf
     return mid, ordered[k - 1], ordered[n - k]

@@ -79,10 +79,19 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
              'label to print and its virtualenv (repeatable; default: '
              '$NOVA_BENCH_SIDES, comma-separated)')
     parser.add_argument(
-        '--series-dir', default=os.environ.get('NOVA_BENCH_SERIES_DIR'),
-        help='where tools/series builds its virtualenvs (RELEASE/venv); '
-             'each one found joins as the side "patched RELEASE" '
-             '(default: $NOVA_BENCH_SERIES_DIR)')
+        '--series-dir',
+        default=(os.environ.get('NOVA_BENCH_SERIES_DIR') or
+                 sides.DEFAULT_SERIES_DIR),
+        help='where tools/series builds its virtualenvs (RELEASE/venv): '
+             'every series of this tree (series/RELEASE/release.ini) is '
+             'the side "patched RELEASE" (default: $NOVA_BENCH_SERIES_DIR '
+             'or %s)' % sides.DEFAULT_SERIES_DIR)
+    parser.add_argument(
+        '--no-build', dest='build', action='store_false',
+        help="build no side: a virtualenv that is missing (upstream's, a "
+             "series') or built from an earlier state of its series is "
+             'reported as SKIP with the command that builds it (default: '
+             "build them, with upstream's script and the series' runner)")
     parser.add_argument(
         '--write-results', nargs='?', const=DEFAULT_RESULTS, default=None,
         metavar='PATH',
@@ -173,8 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     environment.configure(workdir)
     host = machine.describe()
     print('Machine: %s' % '; '.join('%s: %s' % row for row in host.rows()))
-    for side in args.sides:
-        print('Side %s: %s' % (side.label, side.python or side.unavailable))
+    sys.stdout.flush()
+    options.sides = sides.prepare(
+        args.sides, args.upstream_venv, args.series_dir, build=args.build,
+        say=lambda text: print(text, flush=True))
+    for side in options.sides:
+        print('Side %s: %s%s' % (
+            side.label, side.python or 'SKIP: %s' % side.unavailable,
+            '; %s' % side.note if side.note else ''))
 
     figures: list[benchmarks.Figure] = []
     failed = False

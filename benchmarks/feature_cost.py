@@ -92,6 +92,7 @@ def _tree_stages(driver: libvirt_driver.LibvirtDriver, stateless: bool):
 class _TreeSide:
     label = TREE
     concurrency = 'native threads (this process)'
+    note = ''
 
     def __init__(self, driver: libvirt_driver.LibvirtDriver) -> None:
         self.stages = {'stateless': _tree_stages(driver, True),
@@ -123,6 +124,7 @@ class _OtherSide:
     def __init__(self, process: sides_mod.SideProcess) -> None:
         self.process = process
         self.label = process.side.label
+        self.note = process.side.note
         self.concurrency = process.hello['concurrency']
         self.version = process.hello['version']
         self.info = process.call('pipeline', root=process.embed_root(),
@@ -178,8 +180,8 @@ def _side_figures(side, caps) -> list[benchmarks.Figure]:
         figures.append(benchmarks.ratio_figure(
             NAME, '%s, %s: stateless / without' % (side.label, what),
             sampled, GOAL, MARGIN,
-            detail='%s; %s' % (side.concurrency, detail) if detail else
-                   side.concurrency))
+            detail='; '.join(part for part in (
+                side.concurrency, side.note, detail) if part)))
         figures.append(benchmarks.difference_figure(
             NAME, '%s, %s: stateless - without, per request' % (
                 side.label, what),

@@ -12,6 +12,16 @@ def _version_tuple(version: str) -> tuple:
     return tuple(int(x) for x in version.split('.'))
 
 
+def get_attrname(name: str) -> str:
+    """Return the name of the attribute that stores field ``name``.
+
+    oslo.versionedobjects keeps a field's value in this attribute and
+    leaves it unset while the field is unset, so reading it with a default
+    tells both in one lookup (Nova's objects use the same name).
+    """
+    return '_obj_' + name
+
+
 def raise_on_too_new_values(version: tuple, primitive: dict, field: str,
                             new_values: ty.Iterable[str]) -> None:
     """Refuse to backport a value the target version does not define.

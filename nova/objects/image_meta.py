@@ -1,6 +1,5 @@
 """Image metadata as Nova reads it from Glance or from an instance."""
 
-import copy
 import typing as ty
 
 from oslo_log import log as logging
@@ -62,7 +61,10 @@ class ImageMeta(base.NovaObject):
         :param instance: the instance the properties are stored with, named
             in those warnings.
         """
-        image_meta = copy.deepcopy(dict(image_meta or {}))
+        # The dict is only read, and every value is coerced by its field
+        # (to a string, a number, a boolean) as it is set: no mutable
+        # value of the caller's ends up in the object, so no copy is made.
+        image_meta = image_meta or {}
         props = ImageMetaProps.from_dict(image_meta.get('properties') or {},
                                          strict=strict, instance=instance)
         image_meta = {k: v for k, v in image_meta.items()
@@ -161,13 +163,16 @@ class ImageMetaProps(base.NovaObject):
 
         :raises AttributeError: if ``name`` is not a known property.
         """
-        if name not in self.fields:
+        # One lookup of the field's storage: ``obj_attr_is_set`` and the
+        # field's property would each look it up again, and the API, the
+        # scheduler and the driver read properties many times per request.
+        try:
+            attrname = _STORAGE[name]
+        except KeyError:
             raise AttributeError(
                 "'%s' object has no attribute '%s'" % (
-                    self.obj_name(), name))
-        if not self.obj_attr_is_set(name):
-            return defvalue
-        return getattr(self, name)
+                    self.obj_name(), name)) from None
+        return getattr(self, attrname, defvalue)
 
     @classmethod
     def from_dict(
@@ -243,6 +248,10 @@ class ImageMetaProps(base.NovaObject):
             {'error': error.format_message(), 'reading': reading,
              'uuid': (instance.uuid if instance is not None and
                       instance.obj_attr_is_set('uuid') else '(unknown)')})
+
+
+#: Where each image property is stored on ImageMetaProps, by its name.
+_STORAGE = {name: base.get_attrname(name) for name in ImageMetaProps.fields}
 
 
 def accepted_values(name: str) -> str:

@@ -1,6 +1,7 @@
 """Translation of a request spec into a placement query."""
 
 import math
+import re
 import typing as ty
 from urllib import parse
 
@@ -27,6 +28,20 @@ TRAIT_REQUIRED = 'required'
 TRAIT_FORBIDDEN = 'forbidden'
 #: Prefix of the traits naming a host's CPU architecture.
 ARCH_TRAIT_PREFIX = 'HW_ARCH_'
+
+#: Characters a query value carries unencoded: those no URL encoding
+#: changes, and the separators placement reads (``to_querystring``).
+_QUERY_SAFE = re.compile(r'[A-Za-z0-9_.~,:!-]*')
+
+#: The traits of which a host needs one for a stateless request whose
+#: firmware its architecture decides: the stateless firmware trait, or the
+#: architecture trait of a host whose guests boot BIOS by default. The
+#: traits os-traits defines do not change while the process runs.
+_STATELESS_OR_BIOS_HOST_TRAITS = frozenset(
+    [os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE] +
+    [trait for trait in os_traits.get_traits(prefix=ARCH_TRAIT_PREFIX)
+     if trait[len(ARCH_TRAIT_PREFIX):].lower() not in
+     hardware.UEFI_DEFAULT_ARCHITECTURES])
 
 
 class ResourceRequest:
@@ -99,12 +114,7 @@ class ResourceRequest:
         # UEFI on aarch64, where stateless firmware must be supported, BIOS
         # elsewhere, where the request is met by nature. So: a host with
         # the trait, or one whose architecture trait says it boots BIOS.
-        bios_archs = frozenset(
-            trait for trait in os_traits.get_traits(prefix=ARCH_TRAIT_PREFIX)
-            if trait[len(ARCH_TRAIT_PREFIX):].lower() not in
-            hardware.UEFI_DEFAULT_ARCHITECTURES)
-        self.required_any_traits.append(frozenset(
-            {os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE}) | bios_archs)
+        self.required_any_traits.append(_STATELESS_OR_BIOS_HOST_TRAITS)
 
     def _add_flavor_resources(self, flavor: 'objects.Flavor',
                               is_bfv: bool) -> None:
@@ -167,7 +177,14 @@ class ResourceRequest:
             qparams.append(('required', 'in:' + ','.join(sorted(any_of))))
         if self.limit is not None:
             qparams.append(('limit', str(self.limit)))
-        return parse.urlencode(sorted(qparams), safe=',:!')
+        # As parse.urlencode(sorted(qparams), safe=',:!') writes it; the
+        # names are plain words, and a value of letters, digits and the
+        # separators (every standard trait and resource class) is its own
+        # encoding, so only other values go through the encoder.
+        return '&'.join(
+            '%s=%s' % (name, value if _QUERY_SAFE.fullmatch(value)
+                       else parse.quote_plus(value, safe=',:!'))
+            for name, value in sorted(qparams))
 
     def __repr__(self) -> str:
         return '<ResourceRequest %s>' % self.to_querystring()

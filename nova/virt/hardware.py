@@ -84,12 +84,23 @@ def get_stateless_firmware_constraint(
         and ignored, rather than failing late on a compute host). Otherwise
         the boolean the image set.
     """
-    stateless = image_meta.properties.get('hw_firmware_stateless')
+    # The API and the scheduler ask this of every request: each property
+    # is read once, and only when the answer depends on it.
+    props = image_meta.properties
+    stateless = props.get('hw_firmware_stateless')
     if stateless is None:
         return None
-    if arch is None and firmware_type_depends_on_host(image_meta):
-        return stateless
-    if get_firmware_type(image_meta, arch) == fields.FirmwareType.BIOS:
+    firmware_type = props.get('hw_firmware_type')
+    if firmware_type is None:
+        guest_arch = arch or props.get('hw_architecture')
+        if guest_arch is None:
+            # The host's architecture decides (see
+            # firmware_type_depends_on_host).
+            return stateless
+        firmware_type = (fields.FirmwareType.UEFI
+                         if guest_arch in UEFI_DEFAULT_ARCHITECTURES
+                         else fields.FirmwareType.BIOS)
+    if firmware_type == fields.FirmwareType.BIOS:
         if stateless:
             LOG.warning(
                 "Image property 'hw_firmware_stateless' is ignored for an "

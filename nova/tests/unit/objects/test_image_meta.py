@@ -1,3 +1,5 @@
+import copy
+
 from oslo_versionedobjects import fixture as ovo_fixture
 
 from nova import exception
@@ -69,6 +71,17 @@ class TestImageMetaProps(test.NoDBTestCase):
         self.assertIsNone(props.get('hw_firmware_stateless'))
         self.assertFalse(props.get('hw_firmware_stateless', False))
         self.assertRaises(AttributeError, props.get, 'hw_no_such_thing')
+
+    def test_get_reads_the_value_as_it_is_now(self):
+        props = objects.ImageMetaProps.from_dict({'hw_firmware_type': 'uefi'})
+        self.assertEqual('uefi', props.get('hw_firmware_type'))
+        props.hw_firmware_type = 'bios'
+        self.assertEqual('bios', props.get('hw_firmware_type', 'uefi'))
+        props.hw_firmware_stateless = False
+        self.assertIs(False, props.get('hw_firmware_stateless', True))
+        del props.hw_firmware_type
+        self.assertEqual('uefi', props.get('hw_firmware_type', 'uefi'))
+        self.assertIsNone(props.get('hw_firmware_type'))
 
     def test_unknown_properties_are_ignored(self):
         props = objects.ImageMetaProps.from_dict(
@@ -208,6 +221,21 @@ class TestImageMeta(test.NoDBTestCase):
         self.assertEqual(0, image_meta.min_ram)
         self.assertEqual(0, image_meta.size)
         self.assertIsNone(image_meta.properties.get('hw_firmware_type'))
+
+    def test_from_dict_leaves_the_image_dict_alone(self):
+        image = {'id': IMAGE_ID, 'name': 'bench', 'min_ram': None,
+                 'properties': {'architecture': 'amd64',
+                                'hw_firmware_stateless': 'yes'}}
+        before = copy.deepcopy(image)
+        image_meta = objects.ImageMeta.from_dict(image)
+        self.assertEqual(before, image)
+        # Nor does the object change with the dict afterwards.
+        image['name'] = 'other'
+        image['properties']['hw_firmware_stateless'] = 'no'
+        self.assertEqual('bench', image_meta.name)
+        self.assertIs(True, image_meta.properties.hw_firmware_stateless)
+        self.assertEqual(fields.Architecture.X86_64,
+                         image_meta.properties.hw_architecture)
 
     def test_from_dict_bad_property(self):
         self.assertRaises(

@@ -144,6 +144,18 @@ class TestResourceRequest(test.NoDBTestCase):
             'resources=CUSTOM_MAGIC:3,DISK_GB:10,MEMORY_MB:2048',
             req.to_querystring())
 
+    def test_query_encodes_what_a_url_cannot_carry(self):
+        # Standard traits and resource classes go as they are; any other
+        # character is encoded as urllib's urlencode encodes it.
+        req = self._request(
+            {}, extra_specs={'trait:CUSTOM_A B': 'required',
+                             'trait:CUSTOM_\u00c9T\u00c9': 'forbidden',
+                             'trait:CUSTOM_X&limit=1': 'required'})
+        self.assertEqual(
+            'limit=1000&required=CUSTOM_A+B,CUSTOM_X%26limit%3D1,'
+            '!CUSTOM_%C3%89T%C3%89&resources=DISK_GB:10,MEMORY_MB:2048,'
+            'VCPU:2', req.to_querystring())
+
     def test_bad_extra_specs(self):
         for specs, named in (({'trait:CUSTOM_X': 'yes'}, 'trait:CUSTOM_X'),
                              ({'resources:VCPU': '-1'}, 'resources:VCPU'),
