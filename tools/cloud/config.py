@@ -196,7 +196,10 @@ def neutron_conf(s: Settings) -> dict:
         'DEFAULT': {
             'use_stderr': True,
             'core_plugin': 'ml2',
-            'service_plugins': '',
+            # The router plugin brings the models a port query joins
+            # (port forwardings); with none, an API-only neutron-server
+            # answers GET /v2.0/ports with HTTP 500.
+            'service_plugins': 'router',
             'auth_strategy': 'keystone',
             'transport_url': s.transport_url,
             'state_path': state,

@@ -40,8 +40,47 @@ class Built:
     placement_venv: str
 
 
+def build_key(rel: release_mod.Release, cloud: releases.Cloud) -> str:
+    """What the patched tree and its virtualenvs are made from."""
+    key = hashlib.sha256()
+    paths = [os.path.join(rel.directory, 'release.ini'), rel.pins,
+             rel.series_file] + [p.path for p in rel.patches]
+    for path in paths:
+        with open(path, 'rb') as f:
+            key.update(f.read())
+    key.update(repr((cloud, releases.COMMON_REQUIREMENTS)).encode())
+    key.update(sys.version.encode())
+    return key.hexdigest()
+
+
 def build(rel: release_mod.Release, cloud: releases.Cloud, work: str,
           say: ty.Callable[[str], None]) -> Built:
+    """The patched tree and the virtualenvs, made anew when the series,
+    the pins or the services changed since the last build.
+    """
+    key = build_key(rel, cloud)
+    stamp = os.path.join(work, 'build-stamp')
+    tree = os.path.join(work, 'git')
+    venv = os.path.join(work, 'venv')
+    placement_venv = (os.path.join(work, 'placement-venv')
+                      if cloud.placement_os_traits else venv)
+    with contextlib.suppress(OSError):
+        with open(stamp) as f:
+            if f.read() == key and all(os.path.isdir(d) for d in (
+                    tree, venv, placement_venv)):
+                say('reusing %s and its virtualenvs: built from the same '
+                    'series, pins and services' % tree)
+                return Built(rel, tree, venv, placement_venv)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(stamp)
+    built = _build(rel, cloud, work, say)
+    with open(stamp, 'w') as f:
+        f.write(key)
+    return built
+
+
+def _build(rel: release_mod.Release, cloud: releases.Cloud, work: str,
+           say: ty.Callable[[str], None]) -> Built:
     sdist = series_run.fetch(rel, os.path.join(series_run.DEFAULT_WORK,
                                                'cache'))
     pristine = series_run.unpack(sdist, os.path.join(work, 'pristine'))

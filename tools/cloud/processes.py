@@ -18,21 +18,31 @@ import typing as ty
 STOP_TIMEOUT = 20.0
 
 
-def start_time(pid: int) -> int | None:
-    """The start time of ``pid`` in clock ticks since boot, or None."""
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name."""
     try:
         with open('/proc/%d/stat' % pid) as f:
             stat = f.read()
     except OSError:
         return None
     # The command name, in parentheses, may itself hold spaces.
-    fields = stat.rsplit(')', 1)[1].split()
-    return int(fields[19])
+    return stat.rsplit(')', 1)[1].split()
+
+
+def start_time(pid: int) -> int | None:
+    """The start time of ``pid`` in clock ticks since boot, or None."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None
 
 
 def alive(pid: int, started: int | None) -> bool:
-    now = start_time(pid)
-    return now is not None and (started is None or now == started)
+    """Whether ``pid`` runs and is the process that started at
+    ``started`` (any, if None); a zombie has ended.
+    """
+    fields = _stat(pid)
+    if fields is None or fields[0] in ('Z', 'X'):
+        return False
+    return started is None or int(fields[19]) == started
 
 
 def children(pid: int) -> list[int]:
@@ -122,37 +132,49 @@ class Processes:
             out.update(children(p['pid']))
         return out
 
-    def stop(self, entry: dict) -> None:
-        pid, started = entry['pid'], entry.get('start_time')
-        if not alive(pid, started):
-            return
-        family = [(c, start_time(c)) for c in children(pid)]
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while alive(pid, started) and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.1)
-        how = 'ended'
-        if alive(pid, started):
+    def stop(self, entries: list[dict]) -> None:
+        """End ``entries`` together: SIGTERM to each, SIGKILL to those
+        still running after :data:`STOP_TIMEOUT`, then to the children
+        they leave.
+        """
+        running = []
+        for entry in entries:
+            pid, started = entry['pid'], entry.get('start_time')
+            if not alive(pid, started):
+                _reap(pid)
+                self.say('%s (pid %d) had already exited' % (
+                    entry['name'], pid))
+                continue
+            family = [(c, start_time(c)) for c in children(pid)]
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            how = 'killed'
-        _reap(pid)
-        # Workers the process forked (gunicorn's, privsep's helper) end
-        # with it; any still there are ended by their own PIDs.
-        for child, child_started in family:
-            if alive(child, child_started):
+                os.kill(pid, signal.SIGTERM)
+            running.append((entry, family))
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline and any(
+                alive(e['pid'], e.get('start_time')) for e, _f in running):
+            for entry, _family in running:
+                _reap(entry['pid'])
+            time.sleep(0.1)
+        for entry, family in running:
+            pid, how = entry['pid'], 'ended'
+            if alive(pid, entry.get('start_time')):
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(child, signal.SIGKILL)
-                _reap(child)
-        self.say('%s %s (pid %d)' % (how, entry['name'], pid))
+                    os.kill(pid, signal.SIGKILL)
+                how = 'killed'
+            _reap(pid)
+            # Workers the process forked (gunicorn's) end with it; any
+            # still there are ended by their own PIDs.
+            for child, child_started in family:
+                if alive(child, child_started):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child, signal.SIGKILL)
+                    _reap(child)
+            self.say('%s %s (pid %d)' % (how, entry['name'], pid))
 
     def stop_all(self, group: str) -> None:
-        """End the processes of ``group``, newest first."""
-        for entry in reversed(list(self.state.processes)):
-            if entry.get('group') == group:
-                self.stop(entry)
+        """End the processes of ``group``."""
+        self.stop([e for e in reversed(self.state.processes)
+                   if e.get('group') == group])
         self.state.data['processes'] = [
             p for p in self.state.processes if p.get('group') != group]
         self.state.save()

@@ -51,8 +51,10 @@ DEFAULT_WORK = os.path.join(ROOT, '.tox', 'cloud')
 INSTANCES_ROOT = '/var/lib/nova-cloud'
 
 
-class Interrupted(Exception):
-    pass
+class Interrupted(BaseException):
+    """A signal ends the run: like KeyboardInterrupt, no step catches
+    it.
+    """
 
 
 class SetupFailed(Exception):

@@ -178,6 +178,10 @@ class Services:
         env['PATH'] = os.pathsep.join((os.path.join(
             venv or self.built.venv, 'bin'), env.get('PATH', '')))
         env.pop('PYTHONPATH', None)
+        # tox keeps bytecode out of the tree; these processes import from
+        # the virtualenvs, where cached bytecode saves each start the
+        # compiling of everything it imports.
+        env.pop('PYTHONDONTWRITEBYTECODE', None)
         env.update({
             'OS_KEYSTONE_CONFIG_DIR': self.s.conf_dir('keystone'),
             'OS_GLANCE_CONFIG_DIR': self.s.conf_dir('glance'),
@@ -206,11 +210,9 @@ class Services:
                                      stdin=subprocess.DEVNULL)
             if rc != 0:
                 raise ServiceFailed('%s exited %d (log %s)' % (
-                    ' '.join(os.path.basename(a) for a in argv[:3]), rc,
-                    log))
+                    _command_name(argv), rc, log))
             self.say('%s: %s (%.0f s)' % (
-                name, ' '.join(os.path.basename(a) for a in argv[:3]),
-                time.monotonic() - start))
+                name, _command_name(argv), time.monotonic() - start))
 
     def sync_databases(self) -> None:
         """Every service's tables, the keystone admin, nova's cells; the
@@ -251,7 +253,7 @@ class Services:
         placement = [[self.bin('placement-manage', self.built.placement_venv),
                       '--config-file',
                       self.conf('placement', 'placement.conf'), 'db', 'sync']]
-        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        with concurrent.futures.ThreadPoolExecutor(len(jobs) + 1) as pool:
             futures = [pool.submit(self._commands, name, cmds)
                        for name, cmds in jobs.items()]
             futures.append(pool.submit(self._commands, 'placement',
@@ -343,3 +345,16 @@ def _check_port_free(host: str, port: int) -> None:
         sock.settimeout(0.5)
         if sock.connect_ex((host, port)) == 0:
             raise ServiceFailed('%s:%d is already in use' % (host, port))
+
+
+def _command_name(argv: list[str]) -> str:
+    """``keystone-manage db_sync`` of a command line with its options."""
+    words, skip = [os.path.basename(argv[0])], False
+    for arg in argv[1:]:
+        if skip:
+            skip = False
+        elif arg.startswith('--'):
+            skip = '=' not in arg and arg != '--verbose'
+        else:
+            words.append(arg)
+    return ' '.join(words)

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 
 from nova import test
@@ -338,6 +339,23 @@ class TestProcesses(test.NoDBTestCase):
         proc.wait(10)
         self.assertEqual(['ended sleeper (pid %d)' % proc.pid], said)
         self.assertEqual([], processes.State(state.path).processes)
+
+    def test_an_exited_process_has_ended(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        state = processes.State(os.path.join(tmp.name, 'state.json'))
+        said = []
+        procs = processes.Processes(state, said.append)
+        proc = procs.start('quick', [sys.executable, '-c', 'pass'],
+                           log=os.path.join(tmp.name, 'quick.log'))
+        # Exited but not reaped yet: a zombie is not running.
+        while processes._stat(proc.pid)[0] != 'Z':
+            time.sleep(0.05)
+        self.assertFalse(processes.alive(proc.pid, None))
+        self.assertEqual([], state.running())
+        procs.stop_all('openstack')
+        self.assertEqual(['quick (pid %d) had already exited' % proc.pid],
+                         said)
 
     def test_a_recycled_pid_is_not_ours(self):
         pid = os.getpid()
