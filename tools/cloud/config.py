@@ -196,9 +196,8 @@ def neutron_conf(s: Settings) -> dict:
         'DEFAULT': {
             'use_stderr': True,
             'core_plugin': 'ml2',
-            # The router plugin brings the models a port query joins
-            # (port forwardings); with none, an API-only neutron-server
-            # answers GET /v2.0/ports with HTTP 500.
+            # The router plugin imports the port forwarding model, whose
+            # relationship to ports every port query loads.
             'service_plugins': 'router',
             'auth_strategy': 'keystone',
             'transport_url': s.transport_url,

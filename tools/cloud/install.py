@@ -48,7 +48,8 @@ def build_key(rel: release_mod.Release, cloud: releases.Cloud) -> str:
     for path in paths:
         with open(path, 'rb') as f:
             key.update(f.read())
-    key.update(repr((cloud, releases.COMMON_REQUIREMENTS)).encode())
+    key.update(repr((cloud.services, cloud.placement_os_traits,
+                     releases.COMMON_REQUIREMENTS)).encode())
     key.update(sys.version.encode())
     return key.hexdigest()
 

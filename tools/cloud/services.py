@@ -287,11 +287,31 @@ class Services:
             time.sleep(0.5)
 
     def _check_alive(self, name: str) -> None:
-        for entry in self.procs.state.processes:
-            if entry['name'] == name and not processes.alive(
-                    entry['pid'], entry.get('start_time')):
-                raise ServiceFailed('%s exited; see %s' % (name,
-                                                            entry['log']))
+        entries = [e for e in self.procs.state.processes
+                   if e['name'] == name]
+        if entries and not processes.alive(entries[-1]['pid'],
+                                           entries[-1].get('start_time')):
+            raise ServiceFailed('%s exited; see %s' % (name,
+                                                        entries[-1]['log']))
+
+    def neutron_models(self) -> None:
+        """A first query of neutron's database, before nova's.
+
+        Neutron's models get their relationships at the first query
+        (SQLAlchemy configures the mappers then); a port query before
+        any, as nova's first call to neutron is, fails with HTTP 500
+        ("type object 'Port' has no attribute 'port_forwardings'").
+        neutron-server runs queries of its own at start; its API alone
+        under WSGI does not.
+        """
+        ks = Keystone(self.s)
+        ks.login()
+        status, _h, body = http('GET', self.s.url('neutron') +
+                                '/v2.0/networks', token=ks.token)
+        if status != 200:
+            raise ServiceFailed('neutron: GET /v2.0/networks: HTTP %d %s' %
+                                (status, body))
+        self.say('neutron lists networks (%d)' % len(body['networks']))
 
     def start_nova(self, name: str) -> None:
         conf = self.conf('nova', 'nova-compute.conf' if name == 'nova-compute'
@@ -311,6 +331,7 @@ class Services:
         for service in apis:
             self.wait_api(service)
             self.say('%s answers at %s' % (service, self.s.url(service)))
+        self.neutron_models()
         for name in ('nova-conductor', 'nova-scheduler', 'nova-compute'):
             self.start_nova(name)
 
@@ -323,8 +344,23 @@ class Services:
         url = '%s/resource_providers?name=%s' % (self.s.url('placement'),
                                                  hostname)
         deadline = time.monotonic() + READY_TIMEOUT
+        restarted = False
         while True:
-            self._check_alive('nova-compute')
+            try:
+                self._check_alive('nova-compute')
+            except ServiceFailed:
+                if restarted or not self._refused_as_new_host():
+                    raise
+                # Nova refuses to start a new compute service on a
+                # hypervisor that has domains: on a libvirt daemon
+                # shared with others, theirs count. The service record
+                # exists now, and a second start does not check again.
+                self.say('nova-compute refused to start: the libvirt daemon '
+                         'had domains of others (%s); starting it again' % (
+                             ', '.join(self._foreign_domains()) or
+                             'gone now'))
+                self.start_nova('nova-compute')
+                restarted = True
             status, _h, body = http('GET', url, token=ks.token)
             if status == 200 and body['resource_providers']:
                 uuid = body['resource_providers'][0]['uuid']
@@ -338,6 +374,18 @@ class Services:
                                  self.conf('nova', 'nova.conf'), 'cell_v2',
                                  'discover_hosts', '--verbose']])
         return uuid
+
+    def _refused_as_new_host(self) -> bool:
+        log = os.path.join(self.s.log_dir, 'nova-compute.log')
+        with open(log, errors='replace') as f:
+            return 'My hypervisor has existing instances' in f.read()
+
+    def _foreign_domains(self) -> list[str]:
+        proc = subprocess.run(['virsh', '-c', 'qemu:///system', 'list',
+                               '--all', '--name'], text=True,
+                              capture_output=True, stdin=subprocess.DEVNULL)
+        return [n for n in proc.stdout.split()
+                if not n.startswith('cloud-')]
 
 
 def _check_port_free(host: str, port: int) -> None:
