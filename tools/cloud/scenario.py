@@ -359,19 +359,23 @@ class Scenario:
             self.wait_status('stateless', 'VERIFY_RESIZE', 60)
             self.cli.os('server', 'resize', 'confirm', 'stateless')
             server = self.wait_status('stateless', 'ACTIVE', 120)
-            return 'flavor %s: %s' % (
-                server['flavor'], self.check_stateless('stateless'))
+            flavor = server['flavor']
+            if isinstance(flavor, dict):  # microversion 2.47 and later
+                flavor = flavor.get('original_name') or flavor.get('name')
+            if 'cloud.small' not in str(flavor):
+                raise StepError('flavor after resize: %s' % flavor)
+            return 'now %s: %s' % (flavor, self.check_stateless('stateless'))
         self.ev.check('resize (same host)', 'still stateless', resize)
 
         def shelve() -> str:
-            self.cli.os('server', 'shelve', 'stateless')
+            self.cli.os('server', 'shelve', '--wait', 'stateless')
             self.wait_status('stateless', 'SHELVED_OFFLOADED')
             gone = cloud_domains(self.cli.virsh('list', '--all', '--name'))
             if self.domains['stateless'] in gone:
                 raise StepError('shelved, but %s is still defined' %
                                 self.domains['stateless'])
-            self.cli.os('server', 'unshelve', 'stateless')
-            self.wait_status('stateless', 'ACTIVE')
+            self.cli.os('server', 'unshelve', '--wait', 'stateless')
+            self.wait_status('stateless', 'ACTIVE', 60)
             return self.check_stateless('stateless')
         self.ev.check('shelve and unshelve', 'offloaded, then stateless '
                       'again', shelve)
