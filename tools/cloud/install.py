@@ -48,7 +48,8 @@ def build_key(rel: release_mod.Release, cloud: releases.Cloud) -> str:
     for path in paths:
         with open(path, 'rb') as f:
             key.update(f.read())
-    key.update(repr((cloud.services, cloud.placement_os_traits,
+    key.update(repr((cloud.services, cloud.undeclared,
+                     cloud.placement_os_traits,
                      releases.COMMON_REQUIREMENTS)).encode())
     key.update(sys.version.encode())
     return key.hexdigest()
@@ -91,7 +92,8 @@ def _build(rel: release_mod.Release, cloud: releases.Cloud, work: str,
     # resolves them all together against the release's pins.
     with_services = dataclasses.replace(
         rel, extra_requirements=tuple(rel.extra_requirements) +
-        tuple(cloud.services) + releases.COMMON_REQUIREMENTS)
+        tuple(cloud.services) + cloud.undeclared +
+        releases.COMMON_REQUIREMENTS)
     series_run.install(with_services, tree, venv)
     placement_venv = venv
     if cloud.placement_os_traits:

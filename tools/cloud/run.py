@@ -285,8 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         s, built, provider = up(args, rel, cloud, work, state, procs, ev)
         cli = scenario_mod.Cli(built.venv, config_mod.admin_env(s),
                                os.path.join(s.log_dir, 'scenario.log'))
+        keystone = services_mod.Keystone(s)
+        keystone.login()
+        status = scenario_mod.ServerStatus(s.url('nova-api'),
+                                           lambda: keystone.token)
         scenario = scenario_mod.Scenario(cli, ev, socket.gethostname(),
-                                         provider, s.run_dir)
+                                         provider, s.run_dir, status)
         scenario.run(cloud_pids(state, procs), moves=not args.no_moves)
     except SetupFailed as ex:
         ev.say('setup failed at %s; the scenario does not run' % ex)

@@ -310,6 +310,17 @@ class TestScenarioHelpers(test.NoDBTestCase):
         self.assertEqual({}, scenario.nvram_files(
             'cloud-00000001', os.path.join(tmp.name, 'missing')))
 
+    def test_bad_request_as_each_client_says_it(self):
+        for text in (
+                "Invalid value 'ture' for image property "
+                "hw_firmware_stateless. (HTTP 400) (Request-ID: req-1)",
+                'BadRequestException: 400: Client Error for url: '
+                'http://127.0.0.1:8774/v2.1/servers, Invalid value'):
+            self.assertTrue(scenario.BAD_REQUEST.search(text), text)
+        for text in ('Unexpected API Error. (HTTP 500)',
+                     'BadRequestException: 4000 things', 'HTTP 400'):
+            self.assertIsNone(scenario.BAD_REQUEST.search(text), text)
+
     def test_usage_total(self):
         self.assertEqual(0, scenario.usage_total(
             [{'resource_class': 'VCPU', 'usage': 0}]))
