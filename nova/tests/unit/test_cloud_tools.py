@@ -1,0 +1,375 @@
+"""Tests for the pure parts of tools/cloud (``tox -e cloud-RELEASE``).
+
+The cloud itself needs root, MariaDB, RabbitMQ and the libvirt daemon
+and is proven by running it; what is tested here is what it writes and
+how it reads what it sees: the configuration files, the evidence table,
+the domain XML and listening-socket checks, and the ending of processes
+by PID.
+"""
+
+import configparser
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+from nova import test
+from tools.cloud import config
+from tools.cloud import evidence
+from tools.cloud import install
+from tools.cloud import processes
+from tools.cloud import releases
+from tools.cloud import scenario
+from tools.cloud import system
+from tools.series import release as release_mod
+from tools.series import run as series_run
+
+STATELESS_XML = """<domain type='qemu'><name>cloud-00000001</name>
+<os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type>
+<loader readonly='yes' type='pflash' stateless='yes'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>
+<boot dev='hd'/></os></domain>"""  # noqa: E501
+
+STATEFUL_XML = """<domain type='qemu'><name>cloud-00000002</name>
+<os><type arch='x86_64' machine='pc-q35-7.2'>hvm</type>
+<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>
+<nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/var/lib/libvirt/qemu/nvram/cloud-00000002_VARS.fd</nvram>
+</os></domain>"""  # noqa: E501
+
+SS_OUTPUT = """\
+LISTEN 0 128 127.0.0.1:5000 0.0.0.0:* users:(("gunicorn",pid=101,fd=5),("gunicorn",pid=102,fd=5))
+LISTEN 0 80 127.0.0.1:3306 0.0.0.0:* users:(("mariadbd",pid=200,fd=20))
+LISTEN 0 128 0.0.0.0:2024 0.0.0.0:* users:(("other",pid=300,fd=3))
+LISTEN 0 4096 [::1]:4369 [::]:* users:(("epmd",pid=400,fd=3))
+LISTEN 0 128 *:9696 *:* users:(("gunicorn",pid=500,fd=7))
+"""  # noqa: E501
+
+
+def settings(run_dir: str = '/srv/run') -> config.Settings:
+    return config.Settings(
+        run_dir=run_dir, venv='/srv/venv', placement_venv='/srv/pvenv',
+        db_password='dbpw', rabbit_password='rpw', service_password='spw',
+        admin_password='apw', instances_path='/var/lib/x/instances')
+
+
+def parse(text: str) -> configparser.ConfigParser:
+    # Sections as written: oslo.config's [DEFAULT] is no fallback here.
+    cfg = configparser.ConfigParser(interpolation=None,
+                                    default_section='no default')
+    cfg.read_string(text)
+    return cfg
+
+
+class TestConfig(test.NoDBTestCase):
+
+    def test_render_ini(self):
+        text = config.render_ini({'DEFAULT': {
+            'flag': True, 'off': False, 'items': ['a', 'b'], 'gone': None,
+            'n': 3, 'empty': ''}})
+        cfg = parse(text)
+        self.assertEqual({'flag': 'true', 'off': 'false', 'items': 'a,b',
+                          'n': '3', 'empty': ''}, dict(cfg['DEFAULT']))
+
+    def test_nova_compute_has_no_database(self):
+        s = settings()
+        compute = parse(config.render_ini(config.nova_compute_conf(s)))
+        control = parse(config.render_ini(config.nova_conf(s)))
+        self.assertFalse(compute.has_section('database'))
+        self.assertFalse(compute.has_section('api_database'))
+        self.assertIn('/cloud_nova?', control['database']['connection'])
+        self.assertIn('/cloud_nova_api?',
+                      control['api_database']['connection'])
+        # privsep's helper reads the file of the process that starts it.
+        self.assertEqual(
+            '/srv/venv/bin/privsep-helper --config-file '
+            '/srv/run/etc/nova/nova-compute.conf',
+            compute['nova_sys_admin']['helper_command'])
+
+    def test_nova_compute_settings(self):
+        compute = parse(config.render_ini(config.nova_compute_conf(
+            settings())))
+        self.assertEqual('cloud-%08x',
+                         compute['DEFAULT']['instance_name_template'])
+        self.assertEqual({'virt_type': 'qemu',
+                          'connection_uri': 'qemu:///system',
+                          'cpu_mode': 'none'}, dict(compute['libvirt']))
+        self.assertEqual('false', compute['vnc']['enabled'])
+        self.assertEqual('true',
+                         compute['DEFAULT']['allow_resize_to_same_host'])
+        self.assertEqual('/var/lib/x/instances',
+                         compute['DEFAULT']['instances_path'])
+
+    def test_everything_on_loopback(self):
+        s = settings()
+        confs = [config.keystone_conf(s), config.glance_conf(s),
+                 config.placement_conf(s), config.neutron_conf(s),
+                 config.nova_conf(s), config.nova_compute_conf(s)]
+        urls = []
+        for conf in confs:
+            for options in conf.values():
+                for value in options.values():
+                    if isinstance(value, str) and '://' in value:
+                        urls.append(value)
+        self.assertGreater(len(urls), 20)
+        for url in urls:
+            if url.startswith('qemu:'):
+                continue
+            self.assertEqual('127.0.0.1', urllib.parse.urlsplit(
+                url).hostname, url)
+
+    def test_database_names_are_prefixed(self):
+        s = settings()
+        self.assertEqual(
+            'mysql+pymysql://cloud:dbpw@127.0.0.1/cloud_glance?charset=utf8',
+            s.db_url('glance'))
+        for name in config.DATABASES:
+            self.assertTrue(s.db_name(name).startswith('cloud_'))
+
+    def test_gunicorn_conf(self):
+        text = config.gunicorn_conf('placement.wsgi:init_application()',
+                                    8778, workers=2, name='cloud-placement')
+        values: dict = {}
+        exec(compile(text, 'gunicorn.conf.py', 'exec'), values)
+        self.assertEqual('placement.wsgi:init_application()',
+                         values['wsgi_app'])
+        self.assertEqual(['127.0.0.1:8778'], values['bind'])
+        self.assertEqual(2, values['workers'])
+
+    def test_openrc_in_a_shell(self):
+        s = settings(self._tempdir())
+        s = config.Settings(**dict(s.__dict__, admin_password="it's"))
+        path = os.path.join(s.run_dir, 'openrc')
+        with open(path, 'w') as f:
+            f.write(config.openrc(s))
+        out = subprocess.run(
+            ['bash', '-c', 'source "$1"; env', 'bash', path],
+            capture_output=True, text=True, check=True, env={}).stdout
+        env = dict(line.split('=', 1) for line in out.splitlines()
+                   if '=' in line)
+        self.assertEqual("it's", env['OS_PASSWORD'])
+        self.assertEqual('http://127.0.0.1:5000/v3', env['OS_AUTH_URL'])
+        self.assertEqual(config.admin_env(s),
+                         {k: env[k] for k in config.admin_env(s)})
+        self.assertTrue(env['PATH'].startswith('/srv/venv/bin:'))
+
+    def _tempdir(self) -> str:
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        return tmp.name
+
+
+class TestReleases(test.NoDBTestCase):
+
+    def test_each_cloud_has_a_series(self):
+        for name, cloud in releases.CLOUDS.items():
+            rel = release_mod.load(series_run.ROOT, name)
+            self.assertEqual('nova', rel.package)
+            self.assertEqual(set(releases.API_SERVICES), set(cloud.apps))
+            for req in cloud.services:
+                self.assertRegex(req, r'^[a-z-]+==\d+\.\d+\.\d+$')
+
+    def test_2024_1_placement_gets_the_trait(self):
+        cloud = releases.get('cloud-2024.1')
+        self.assertEqual('3.1.0', cloud.placement_os_traits)
+        self.assertEqual('openstack-placement==11.0.0',
+                         cloud.placement_requirement)
+        self.assertIsNone(releases.get('2026.2').placement_os_traits)
+
+    def test_unknown_release(self):
+        ex = self.assertRaises(KeyError, releases.get, '2023.1')
+        self.assertIn('2024.1, 2026.2', str(ex))
+
+    def test_placement_pins_drop_os_traits(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        pins = os.path.join(tmp.name, 'pins')
+        with open(pins, 'w') as f:
+            f.write('oslo.db===15.0.0\nos-traits===3.0.0\nos-resource-'
+                    'classes===1.1.0\n')
+        out = install.placement_pins(pins, pins + '.placement')
+        with open(out) as f:
+            self.assertEqual('oslo.db===15.0.0\nos-resource-classes'
+                             '===1.1.0\n', f.read())
+
+
+class TestSystem(test.NoDBTestCase):
+
+    def test_rabbitmq_env_keeps_the_rest(self):
+        text = system.rabbitmq_env(
+            '# comment\nNODENAME=rabbit\nNODE_IP_ADDRESS=0.0.0.0\n')
+        lines = text.splitlines()
+        self.assertIn('# comment', lines)
+        self.assertIn('NODENAME=rabbit', lines)
+        self.assertNotIn('NODE_IP_ADDRESS=0.0.0.0', lines)
+        self.assertIn('NODE_IP_ADDRESS=127.0.0.1', lines)
+        self.assertIn('ERL_EPMD_ADDRESS=127.0.0.1', lines)
+        self.assertEqual(text, system.rabbitmq_env(text))
+
+
+class TestEvidence(test.NoDBTestCase):
+
+    def test_check_records_pass_and_fail(self):
+        out = io.StringIO()
+        ev = evidence.Evidence(out=out)
+        ev.check('one', 'works', lambda: 'it did')
+
+        def fails():
+            raise evidence.StepError('it did not')
+        ev.check('two', 'works too', fails)
+
+        def breaks():
+            raise ValueError('bad value')
+        ev.check('three', 'no error', breaks)
+        self.assertEqual([True, False, False], [s.ok for s in ev.steps])
+        self.assertEqual('ValueError: bad value', ev.steps[2].seen)
+        self.assertIn('PASS: one', out.getvalue())
+        self.assertIn('FAIL: two', out.getvalue())
+        self.assertEqual(['two', 'three'], [s.name for s in ev.failed])
+
+    def test_table(self):
+        steps = [evidence.Step('boot stateless', 'ACTIVE', 'ACTIVE in 8 s',
+                               True),
+                 evidence.Step('delete', 'nothing left', 'x ' * 80, False)]
+        table = evidence.render_table(steps, width=80)
+        lines = table.splitlines()
+        self.assertTrue(all(len(line) <= 80 for line in lines), table)
+        self.assertEqual('1 passed, 1 failed', lines[-1])
+        self.assertTrue(lines[2].startswith('boot stateless'))
+        self.assertTrue(lines[2].endswith('PASS'))
+        self.assertIn('FAIL', table)
+
+    def test_stateless_domain(self):
+        seen = evidence.check_stateless(STATELESS_XML)
+        self.assertIn('stateless=yes', seen)
+        self.assertIn('nvram absent', seen)
+        self.assertIn('machine pc-q35-7.2', seen)
+
+    def test_stateful_domain_is_not_stateless(self):
+        ex = self.assertRaises(evidence.StepError, evidence.check_stateless,
+                               STATEFUL_XML)
+        self.assertIn("no stateless='yes'", str(ex))
+        self.assertIn('an <nvram> element', str(ex))
+        self.assertIn('cloud-00000002_VARS.fd',
+                      evidence.check_stateful(STATEFUL_XML))
+
+    def test_stateless_is_not_stateful(self):
+        ex = self.assertRaises(evidence.StepError, evidence.check_stateful,
+                               STATELESS_XML)
+        self.assertIn("stateless='yes'", str(ex))
+
+    def test_writable_or_autoselected_loader(self):
+        writable = STATELESS_XML.replace("readonly='yes' ", '')
+        ex = self.assertRaises(evidence.StepError, evidence.check_stateless,
+                               writable)
+        self.assertIn("not readonly='yes'", str(ex))
+        auto = ("<domain><os firmware='efi'><type>hvm</type>"
+                "<loader stateless='yes'/></os></domain>")
+        ex = self.assertRaises(evidence.StepError, evidence.check_stateless,
+                               auto)
+        self.assertIn("not type='pflash'", str(ex))
+        self.assertIn("os firmware='efi'", str(ex))
+
+    def test_listeners(self):
+        listeners = evidence.parse_ss(SS_OUTPUT)
+        self.assertEqual(5, len(listeners))
+        self.assertEqual(('gunicorn', 101), listeners[0].processes[0])
+        self.assertEqual('[::1]', listeners[3].address)
+        ours = evidence.listeners_of(listeners, {102, 200, 400})
+        self.assertEqual([5000, 3306, 4369], [lis.port for lis in ours])
+        seen = evidence.check_loopback(ours)
+        self.assertIn('127.0.0.1:5000 gunicorn', seen)
+        ex = self.assertRaises(
+            evidence.StepError, evidence.check_loopback,
+            evidence.listeners_of(listeners, {101, 500}))
+        self.assertEqual('not on loopback: *:9696', str(ex))
+        self.assertRaises(evidence.StepError, evidence.check_loopback, [])
+
+
+class TestScenarioHelpers(test.NoDBTestCase):
+
+    def test_cloud_domains(self):
+        self.assertEqual(['cloud-0000000a', 'cloud-00000010'],
+                         scenario.cloud_domains(
+                             'instance-00000001\ncloud-00000010\n'
+                             'cloud-0000000a\ncloud-x\nnova-firmware-1\n'))
+
+    def test_nvram_files(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        for name, size in (('cloud-00000001_VARS.fd', 540672),
+                           ('cloud-000000011_VARS.fd', 1)):
+            with open(os.path.join(tmp.name, name), 'wb') as f:
+                f.truncate(size)
+        self.assertEqual(
+            {os.path.join(tmp.name, 'cloud-00000001_VARS.fd'): 540672},
+            scenario.nvram_files('cloud-00000001', tmp.name))
+        self.assertEqual({}, scenario.nvram_files('cloud-00000002',
+                                                  tmp.name))
+        self.assertEqual({}, scenario.nvram_files(
+            'cloud-00000001', os.path.join(tmp.name, 'missing')))
+
+    def test_bad_request_as_each_client_says_it(self):
+        for text in (
+                "Invalid value 'ture' for image property "
+                "hw_firmware_stateless. (HTTP 400) (Request-ID: req-1)",
+                'BadRequestException: 400: Client Error for url: '
+                'http://127.0.0.1:8774/v2.1/servers, Invalid value'):
+            self.assertTrue(scenario.BAD_REQUEST.search(text), text)
+        for text in ('Unexpected API Error. (HTTP 500)',
+                     'BadRequestException: 4000 things', 'HTTP 400'):
+            self.assertIsNone(scenario.BAD_REQUEST.search(text), text)
+
+    def test_usage_total(self):
+        self.assertEqual(0, scenario.usage_total(
+            [{'resource_class': 'VCPU', 'usage': 0}]))
+        self.assertEqual(257, scenario.usage_total(
+            [{'resource_class': 'VCPU', 'usage': 1},
+             {'resource_class': 'MEMORY_MB', 'usage': 256}]))
+        self.assertEqual(3, scenario.usage_total({'VCPU': 1, 'DISK_GB': 2}))
+
+
+class TestProcesses(test.NoDBTestCase):
+
+    def test_start_and_stop_by_pid(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        state = processes.State(os.path.join(tmp.name, 'state.json'))
+        said = []
+        procs = processes.Processes(state, said.append)
+        proc = procs.start('sleeper', [sys.executable, '-c',
+                                       'import time; time.sleep(60)'],
+                           log=os.path.join(tmp.name, 'sleeper.log'))
+        self.addCleanup(proc.kill)
+        # What a later --teardown reads.
+        again = processes.State(state.path)
+        self.assertEqual([proc.pid], [p['pid'] for p in again.running()])
+        self.assertIn(proc.pid, procs.pids())
+        processes.Processes(again, said.append).stop_all('openstack')
+        proc.wait(10)
+        self.assertEqual(['ended sleeper (pid %d)' % proc.pid], said)
+        self.assertEqual([], processes.State(state.path).processes)
+
+    def test_an_exited_process_has_ended(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        state = processes.State(os.path.join(tmp.name, 'state.json'))
+        said = []
+        procs = processes.Processes(state, said.append)
+        proc = procs.start('quick', [sys.executable, '-c', 'pass'],
+                           log=os.path.join(tmp.name, 'quick.log'))
+        # Exited but not reaped yet: a zombie is not running.
+        while processes._stat(proc.pid)[0] != 'Z':
+            time.sleep(0.05)
+        self.assertFalse(processes.alive(proc.pid, None))
+        self.assertEqual([], state.running())
+        procs.stop_all('openstack')
+        self.assertEqual(['quick (pid %d) had already exited' % proc.pid],
+                         said)
+
+    def test_a_recycled_pid_is_not_ours(self):
+        pid = os.getpid()
+        started = processes.start_time(pid)
+        self.assertTrue(processes.alive(pid, started))
+        self.assertFalse(processes.alive(pid, started + 1))

@@ -1,0 +1,5 @@
+import sys
+
+from tools.cloud import run
+
+sys.exit(run.main())

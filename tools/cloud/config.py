@@ -1,0 +1,331 @@
+"""The configuration files of an all-in-one cloud, rendered from one
+:class:`Settings`.
+
+Everything here is pure: it returns text or dicts, and the tests read
+them without a cloud. Every service listens on 127.0.0.1 only and keeps
+its state under the run's directory, except the guests' disks, which
+the libvirt daemon's QEMU user must be able to reach (see
+``Settings.instances_path``).
+"""
+
+import dataclasses
+import os
+import typing as ty
+
+#: Where each API listens (the ports devstack gives them).
+PORTS = {
+    'keystone': 5000,
+    'glance': 9292,
+    'placement': 8778,
+    'neutron': 9696,
+    'nova-api': 8774,
+}
+
+#: The path of each API's endpoint under its URL, as the catalog has it.
+ENDPOINT_PATHS = {
+    'keystone': '/v3',
+    'glance': '',
+    'placement': '',
+    'neutron': '',
+    'nova-api': '/v2.1',
+}
+
+#: (catalog name, type) of each API in the keystone catalog.
+CATALOG = {
+    'keystone': ('keystone', 'identity'),
+    'glance': ('glance', 'image'),
+    'placement': ('placement', 'placement'),
+    'neutron': ('neutron', 'network'),
+    'nova-api': ('nova', 'compute'),
+}
+
+#: The keystone users of the services, in project ``service``.
+SERVICE_USERS = ('glance', 'placement', 'neutron', 'nova')
+
+#: Databases by what uses them; the names get ``Settings.db_prefix``.
+DATABASES = ('keystone', 'glance', 'placement', 'neutron', 'nova_api',
+             'nova', 'nova_cell0')
+
+#: The libvirt domain names of this cloud's guests: the compute never
+#: names or touches a domain outside this prefix.
+INSTANCE_NAME_TEMPLATE = 'cloud-%08x'
+
+#: Where a libvirt daemon keeps the guests' NVRAM files.
+NVRAM_DIR = '/var/lib/libvirt/qemu/nvram'
+
+#: The compute and placement microversions the scenario talks with:
+#: 2.37 for ``--nic none``, 1.17 for required traits.
+COMPUTE_API_VERSION = '2.74'
+PLACEMENT_API_VERSION = '1.17'
+
+Value = ty.Union[str, int, bool, None, ty.Sequence[str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """One cloud's paths, ports and secrets."""
+    run_dir: str
+    venv: str
+    placement_venv: str
+    db_password: str
+    rabbit_password: str
+    service_password: str
+    admin_password: str
+    instances_path: str
+    db_user: str = 'cloud'
+    db_prefix: str = 'cloud_'
+    rabbit_user: str = 'cloud'
+    host: str = '127.0.0.1'
+    region: str = 'RegionOne'
+
+    def db_name(self, name: str) -> str:
+        return self.db_prefix + name
+
+    def db_url(self, name: str) -> str:
+        return 'mysql+pymysql://%s:%s@%s/%s?charset=utf8' % (
+            self.db_user, self.db_password, self.host, self.db_name(name))
+
+    @property
+    def transport_url(self) -> str:
+        return 'rabbit://%s:%s@%s:5672/' % (
+            self.rabbit_user, self.rabbit_password, self.host)
+
+    def url(self, service: str) -> str:
+        return 'http://%s:%d%s' % (self.host, PORTS[service],
+                                   ENDPOINT_PATHS[service])
+
+    @property
+    def auth_url(self) -> str:
+        return self.url('keystone')
+
+    def conf_dir(self, service: str) -> str:
+        return os.path.join(self.run_dir, 'etc', service)
+
+    def state_dir(self, service: str) -> str:
+        return os.path.join(self.run_dir, 'state', service)
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.run_dir, 'logs')
+
+
+def render_ini(sections: dict[str, dict[str, Value]]) -> str:
+    """An oslo.config file: booleans as true/false, lists joined by
+    commas, ``None`` left out.
+    """
+    out = []
+    for name, options in sections.items():
+        out.append('[%s]' % name)
+        for key, value in options.items():
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = 'true' if value else 'false'
+            elif isinstance(value, (list, tuple)):
+                value = ','.join(value)
+            out.append('%s = %s' % (key, value))
+        out.append('')
+    return '\n'.join(out)
+
+
+def _password_auth(s: Settings, user: str) -> dict[str, Value]:
+    return {
+        'auth_type': 'password',
+        'auth_url': s.auth_url,
+        'username': user,
+        'password': s.service_password,
+        'user_domain_name': 'Default',
+        'project_name': 'service',
+        'project_domain_name': 'Default',
+    }
+
+
+def authtoken(s: Settings, user: str) -> dict[str, Value]:
+    return dict(_password_auth(s, user), www_authenticate_uri=s.auth_url,
+                region_name=s.region)
+
+
+def keystone_conf(s: Settings) -> dict:
+    state = s.state_dir('keystone')
+    return {
+        'DEFAULT': {'use_stderr': True},
+        'database': {'connection': s.db_url('keystone')},
+        'token': {'provider': 'fernet'},
+        'fernet_tokens': {'key_repository': os.path.join(state, 'fernet')},
+        'fernet_receipts': {
+            'key_repository': os.path.join(state, 'fernet')},
+        'credential': {
+            'key_repository': os.path.join(state, 'credential')},
+        'cache': {'enabled': False},
+    }
+
+
+def glance_conf(s: Settings) -> dict:
+    state = s.state_dir('glance')
+    return {
+        'DEFAULT': {
+            'use_stderr': True,
+            'enabled_backends': 'local:file',
+            'image_cache_dir': os.path.join(state, 'cache'),
+        },
+        'database': {'connection': s.db_url('glance')},
+        'keystone_authtoken': authtoken(s, 'glance'),
+        'paste_deploy': {'flavor': 'keystone'},
+        'glance_store': {'default_backend': 'local'},
+        'local': {'filesystem_store_datadir': os.path.join(state, 'images')},
+        'os_glance_staging_store': {
+            'filesystem_store_datadir': os.path.join(state, 'staging')},
+        'os_glance_tasks_store': {
+            'filesystem_store_datadir': os.path.join(state, 'tasks')},
+        'oslo_concurrency': {'lock_path': os.path.join(state, 'lock')},
+    }
+
+
+def placement_conf(s: Settings) -> dict:
+    return {
+        'DEFAULT': {'use_stderr': True},
+        'api': {'auth_strategy': 'keystone'},
+        'placement_database': {'connection': s.db_url('placement')},
+        'keystone_authtoken': authtoken(s, 'placement'),
+    }
+
+
+def neutron_conf(s: Settings) -> dict:
+    state = s.state_dir('neutron')
+    return {
+        'DEFAULT': {
+            'use_stderr': True,
+            'core_plugin': 'ml2',
+            # The router plugin imports the port forwarding model, whose
+            # relationship to ports every port query loads.
+            'service_plugins': 'router',
+            'auth_strategy': 'keystone',
+            'transport_url': s.transport_url,
+            'state_path': state,
+            'api_paste_config': os.path.join(
+                s.venv, 'etc', 'neutron', 'api-paste.ini'),
+            # No agents and no ports to report on: nova hears nothing.
+            'notify_nova_on_port_status_changes': False,
+            'notify_nova_on_port_data_changes': False,
+        },
+        'database': {'connection': s.db_url('neutron')},
+        'keystone_authtoken': authtoken(s, 'neutron'),
+        'oslo_concurrency': {'lock_path': os.path.join(state, 'lock')},
+    }
+
+
+def ml2_conf(s: Settings) -> dict:
+    # ML2 with no mechanism driver and no tenant networks: enough to
+    # answer nova's look-ups of ports and networks, all empty.
+    return {
+        'ml2': {
+            'type_drivers': 'flat',
+            'tenant_network_types': '',
+            'mechanism_drivers': '',
+            'extension_drivers': 'port_security',
+        },
+    }
+
+
+def _nova_common(s: Settings, conf_file: str) -> dict:
+    state = s.state_dir('nova')
+    return {
+        'DEFAULT': {
+            'use_stderr': True,
+            'transport_url': s.transport_url,
+            'my_ip': s.host,
+            'state_path': state,
+            'instances_path': s.instances_path,
+            'instance_name_template': INSTANCE_NAME_TEMPLATE,
+            'compute_driver': 'libvirt.LibvirtDriver',
+            'allow_resize_to_same_host': True,
+        },
+        'api': {'auth_strategy': 'keystone'},
+        'keystone_authtoken': authtoken(s, 'nova'),
+        'service_user': dict(_password_auth(s, 'nova'),
+                             send_service_user_token=True),
+        'placement': dict(_password_auth(s, 'placement'),
+                          region_name=s.region),
+        'neutron': dict(_password_auth(s, 'neutron'), region_name=s.region),
+        'glance': {'region_name': s.region},
+        'libvirt': {
+            'virt_type': 'qemu',
+            'connection_uri': 'qemu:///system',
+            'cpu_mode': 'none',
+        },
+        'vnc': {'enabled': False},
+        'oslo_concurrency': {'lock_path': os.path.join(state, 'lock')},
+        # No sudo here: privsep's helper runs directly, as root.
+        'nova_sys_admin': {
+            'helper_command': '%s --config-file %s' % (
+                os.path.join(s.venv, 'bin', 'privsep-helper'), conf_file)},
+    }
+
+
+def nova_conf(s: Settings) -> dict:
+    """nova-api, nova-conductor, nova-scheduler and nova-manage."""
+    conf = _nova_common(s, os.path.join(s.conf_dir('nova'), 'nova.conf'))
+    conf['database'] = {'connection': s.db_url('nova')}
+    conf['api_database'] = {'connection': s.db_url('nova_api')}
+    conf['wsgi'] = {'api_paste_config': os.path.join(
+        s.conf_dir('nova'), 'api-paste.ini')}
+    return conf
+
+
+def nova_compute_conf(s: Settings) -> dict:
+    """nova-compute: no database, as on a compute host."""
+    return _nova_common(s, os.path.join(s.conf_dir('nova'),
+                                        'nova-compute.conf'))
+
+
+def gunicorn_conf(app: str, port: int, host: str = '127.0.0.1',
+                  workers: int = 1, name: str = '') -> str:
+    """A gunicorn.conf.py, read from the working directory.
+
+    The application is named here rather than on the command line: the
+    services parse ``sys.argv`` with oslo.config, which must see no
+    arguments of gunicorn's.
+    """
+    lines = [
+        '# Read by gunicorn from its working directory.',
+        'wsgi_app = %r' % app,
+        'bind = [%r]' % ('%s:%d' % (host, port)),
+        'workers = %d' % workers,
+        'timeout = 180',
+        'graceful_timeout = 10',
+        "errorlog = '-'",
+        "accesslog = '-'",
+    ]
+    if name:
+        lines.append('proc_name = %r' % name)
+    return '\n'.join(lines) + '\n'
+
+
+def admin_env(s: Settings) -> dict[str, str]:
+    """The admin's credentials and the microversions the scenario uses."""
+    return {
+        'OS_AUTH_URL': s.auth_url,
+        'OS_IDENTITY_API_VERSION': '3',
+        'OS_USERNAME': 'admin',
+        'OS_PASSWORD': s.admin_password,
+        'OS_PROJECT_NAME': 'admin',
+        'OS_USER_DOMAIN_NAME': 'Default',
+        'OS_PROJECT_DOMAIN_NAME': 'Default',
+        'OS_REGION_NAME': s.region,
+        'OS_COMPUTE_API_VERSION': COMPUTE_API_VERSION,
+        'OS_PLACEMENT_API_VERSION': PLACEMENT_API_VERSION,
+    }
+
+
+def openrc(s: Settings) -> str:
+    """:func:`admin_env` as a shell reads it, the clients on the path."""
+    lines = ['# The admin of the cloud in %s' % s.run_dir]
+    lines += ['export %s=%s' % (k, shell_quote(v))
+              for k, v in admin_env(s).items()]
+    lines.append('export PATH=%s:"$PATH"' % shell_quote(
+        os.path.join(s.venv, 'bin')))
+    return '\n'.join(lines) + '\n'
+
+
+def shell_quote(value: str) -> str:
+    return "'%s'" % value.replace("'", "'\\''")

@@ -1,0 +1,329 @@
+"""An all-in-one cloud on a patched Nova release, in one command.
+
+``python3 -m tools.cloud RELEASE`` (``tox -e cloud-RELEASE``):
+
+1. install MariaDB and RabbitMQ from Debian when missing (``bindep.txt``,
+   profile ``cloud``), and build the patched Nova with ``tools.series``
+   into a virtualenv under ``.tox/cloud/RELEASE`` with keystone, glance,
+   placement, neutron and the clients of the same cycle;
+2. start MariaDB, RabbitMQ and the libvirt daemons, then keystone, glance
+   (file store), placement, neutron (ML2, no agents), nova-api,
+   nova-conductor, nova-scheduler and nova-compute (``qemu:///system``),
+   each its own process, all on 127.0.0.1;
+3. run the scenario through ``openstack`` (:mod:`tools.cloud.scenario`)
+   and print a line per step and a table at the end;
+4. tear everything down: every process it started ended by its PID, the
+   databases dropped, no domain left in libvirt; also when a step fails
+   or the run is interrupted (SIGINT, SIGTERM).
+
+``--keep`` leaves the cloud up and prints how to reach it;
+``--teardown`` ends a kept cloud by the PIDs it recorded.
+"""
+
+import argparse
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+import typing as ty
+
+from tools.cloud import config as config_mod
+from tools.cloud import evidence
+from tools.cloud import install
+from tools.cloud import processes
+from tools.cloud import releases
+from tools.cloud import scenario as scenario_mod
+from tools.cloud import services as services_mod
+from tools.cloud import system
+from tools.series import release as release_mod
+from tools.series import run as series_run
+
+ROOT = series_run.ROOT
+DEFAULT_WORK = os.path.join(ROOT, '.tox', 'cloud')
+#: The guests' disks: where the QEMU user of the libvirt daemon can reach
+#: them (the work tree's .tox is private to root).
+INSTANCES_ROOT = '/var/lib/nova-cloud'
+
+
+class Interrupted(BaseException):
+    """A signal ends the run: like KeyboardInterrupt, no step catches
+    it.
+    """
+
+
+class SetupFailed(Exception):
+    pass
+
+
+def _interrupt(signum: int, _frame: ty.Any) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def settings_for(work: str, name: str, built: install.Built | None,
+                 state: processes.State) -> config_mod.Settings:
+    """New secrets for a new cloud, or the recorded ones of a kept one."""
+    saved = state['settings']
+    if saved:
+        return config_mod.Settings(**saved)
+    venv = built.venv if built else os.path.join(work, 'venv')
+    s = config_mod.Settings(
+        run_dir=os.path.join(work, 'run'),
+        venv=venv,
+        placement_venv=built.placement_venv if built else venv,
+        db_password=secrets.token_hex(12),
+        rabbit_password=secrets.token_hex(12),
+        service_password=secrets.token_hex(12),
+        admin_password=secrets.token_hex(12),
+        instances_path=os.path.join(INSTANCES_ROOT, name, 'instances'),
+    )
+    state['settings'] = {f: getattr(s, f)
+                         for f in s.__dataclass_fields__}
+    return s
+
+
+def cloud_pids(state: processes.State, procs: processes.Processes
+               ) -> set[int]:
+    pids = procs.pids()
+    for key in ('mariadb', 'rabbitmq'):
+        info = state[key] or {}
+        if info.get('pid') and processes.alive(info['pid'], None):
+            pids.add(info['pid'])
+            pids.update(processes.children(info['pid']))
+    return pids
+
+
+def teardown(state: processes.State, say: ty.Callable[[str], None]) -> bool:
+    """End and remove everything ``state`` records; True when clean."""
+    old = {sig: signal.signal(sig, signal.SIG_IGN)
+           for sig in (signal.SIGINT, signal.SIGTERM)}
+    clean = True
+    try:
+        procs = processes.Processes(state, say)
+        procs.stop_all('openstack')
+        saved = state['settings'] or {}
+        try:
+            clean = remove_domains(say) and clean
+        except Exception as ex:
+            say('domains: %s' % ex)
+            clean = False
+        if saved.get('instances_path'):
+            shutil.rmtree(os.path.dirname(saved['instances_path']),
+                          ignore_errors=True)
+        mariadb = state['mariadb'] or {}
+        if saved and mariadb.get('pid') and processes.alive(
+                mariadb['pid'], None):
+            try:
+                dropped = system.drop_databases(saved['db_prefix'],
+                                                saved['db_user'])
+                say('databases dropped: %s' % (', '.join(dropped) or
+                                               'none left'))
+            except system.ServiceError as ex:
+                say('databases: %s' % ex)
+                clean = False
+        system.rabbitmq_stop(state, say)
+        system.mariadb_stop(state, say)
+        procs.stop_all('system')
+        left = state.running()
+        if left:
+            say('still running: %s' % left)
+            clean = False
+        else:
+            state['settings'] = None
+            os.unlink(state.path)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return clean
+
+
+def remove_domains(say: ty.Callable[[str], None]) -> bool:
+    """Destroy and undefine what this cloud's name template made."""
+    proc = subprocess.run(['virsh', '-c', 'qemu:///system', 'list', '--all',
+                           '--name'], text=True, capture_output=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+    if proc.returncode != 0:
+        say('libvirt not reachable, no domain to remove: %s' %
+            proc.stderr.strip())
+        return True
+    domains = scenario_mod.cloud_domains(proc.stdout)
+    for name in domains:
+        for args in (['destroy', name], ['undefine', '--nvram', name]):
+            subprocess.run(['virsh', '-c', 'qemu:///system', *args],
+                           capture_output=True, stdin=subprocess.DEVNULL,
+                           timeout=120)
+        say('domain %s left by the run: destroyed and undefined' % name)
+    return True
+
+
+def up(args: argparse.Namespace, rel: release_mod.Release,
+       cloud: releases.Cloud, work: str, state: processes.State,
+       procs: processes.Processes, ev: evidence.Evidence
+       ) -> tuple[config_mod.Settings, install.Built, str]:
+    """Install and start the cloud; each phase a step."""
+    def phase(name: str, expect: str, func: ty.Callable[[], str]) -> None:
+        if not ev.check(name, expect, func).ok:
+            raise SetupFailed(name)
+
+    built: list[install.Built] = []
+
+    def packages() -> str:
+        system.install_packages(ROOT, ev.say)
+        return 'mariadb-server, rabbitmq-server, libvirt, QEMU, OVMF present'
+    phase('system packages', 'bindep.txt (profile cloud) installed',
+          packages)
+
+    def build() -> str:
+        built.append(install.build(rel, cloud, work, ev.say))
+        return 'nova %s + %d patches; %s%s' % (
+            rel.version, len(rel.patches), ', '.join(cloud.services),
+            '; placement with os-traits %s' % cloud.placement_os_traits
+            if cloud.placement_os_traits else '')
+    phase('build', 'the patched nova and its cycle\'s services installed',
+          build)
+    if cloud.placement_os_traits:
+        ev.say('NOTE: %s' % cloud.placement_note)
+    s = settings_for(work, rel.name, built[0], state)
+    shutil.rmtree(s.run_dir, ignore_errors=True)
+    os.makedirs(s.log_dir)
+    svc = services_mod.Services(s, cloud, built[0], procs, ev.say)
+
+    def system_services() -> str:
+        system.libvirt_start(state, procs, s, ev.say)
+        system.mariadb_start(state, ev.say)
+        system.rabbitmq_start(state, procs, s, ev.say)
+        return 'libvirt, MariaDB, RabbitMQ up'
+    phase('system services', 'libvirt daemons, MariaDB and RabbitMQ '
+          'running on loopback', system_services)
+
+    def databases() -> str:
+        system.create_databases(s)
+        svc.write_configs()
+        svc.sync_databases()
+        return '%d databases, tables synced, keystone bootstrapped' % len(
+            config_mod.DATABASES)
+    phase('databases', 'every service\'s tables created', databases)
+
+    def start() -> str:
+        svc.start_all()
+        return ', '.join(releases.API_SERVICES) + (
+            ', nova-conductor, nova-scheduler, nova-compute started')
+    phase('services', 'each service its own process, answering', start)
+
+    hostname = socket.gethostname()
+    provider: list[str] = []
+
+    def compute() -> str:
+        provider.append(svc.wait_compute(hostname))
+        return 'provider %s (%s), host mapped to cell1' % (provider[0],
+                                                            hostname)
+    phase('compute', 'nova-compute reports to placement and is mapped',
+          compute)
+    return s, built[0], provider[0]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='python3 -m tools.cloud',
+        description=__doc__.split('\n\n')[0])
+    parser.add_argument('release', help='2024.1 or 2026.2 (a series/ '
+                        'directory with a cloud in tools/cloud/releases.py)')
+    parser.add_argument('--keep', action='store_true',
+                        help='leave the cloud running; print its openrc '
+                             'and how to tear it down')
+    parser.add_argument('--teardown', action='store_true',
+                        help='end a cloud kept with --keep, by the PIDs it '
+                             'recorded, and drop its databases')
+    parser.add_argument('--no-moves', action='store_true',
+                        help='skip rebuild, resize, shelve and rescue')
+    parser.add_argument('--work', default=DEFAULT_WORK, metavar='DIR',
+                        help='virtualenvs, configuration, logs '
+                             '(default: %(default)s)')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    name = args.release
+    if name.startswith('cloud-'):
+        name = name[len('cloud-'):]
+    try:
+        cloud = releases.get(name)
+        rel = release_mod.load(ROOT, name)
+    except (KeyError, release_mod.SeriesError) as ex:
+        print('error: %s' % ex.args[0])
+        return 2
+    work = os.path.join(os.path.abspath(args.work), rel.name)
+    os.makedirs(work, exist_ok=True)
+    state = processes.State(os.path.join(work, 'state.json'))
+    ev = evidence.Evidence()
+    teardown_cmd = 'tox -e cloud-%s -- --teardown' % rel.name
+    if args.teardown:
+        if not os.path.isfile(state.path):
+            ev.say('no kept cloud for %s' % rel.name)
+            return 0
+        ok = teardown(state, ev.say)
+        ev.say('teardown %s' % ('done' if ok else 'INCOMPLETE'))
+        return 0 if ok else 1
+    if os.path.isfile(state.path):
+        ev.say('a cloud for %s is kept or was left (%s): end it first '
+               'with: %s' % (rel.name, state.path, teardown_cmd))
+        return 2
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
+    procs = processes.Processes(state, ev.say)
+    ev.say('cloud %s: nova %s with %d patches from series/%s' % (
+        rel.name, rel.version, len(rel.patches), rel.name))
+    s = None
+    interrupted = None
+    try:
+        s, built, provider = up(args, rel, cloud, work, state, procs, ev)
+        cli = scenario_mod.Cli(built.venv, config_mod.admin_env(s),
+                               os.path.join(s.log_dir, 'scenario.log'))
+        keystone = services_mod.Keystone(s)
+        keystone.login()
+        status = scenario_mod.ServerStatus(s.url('nova-api'),
+                                           lambda: keystone.token)
+        scenario = scenario_mod.Scenario(cli, ev, socket.gethostname(),
+                                         provider, s.run_dir, status)
+        scenario.run(cloud_pids(state, procs), moves=not args.no_moves)
+    except SetupFailed as ex:
+        ev.say('setup failed at %s; the scenario does not run' % ex)
+    except (KeyboardInterrupt, Interrupted) as ex:
+        interrupted = str(ex) or 'SIGINT'
+        ev.record('interrupted', 'the run to finish', False,
+                  'interrupted by %s' % interrupted)
+    except Exception as ex:
+        traceback.print_exc()
+        ev.record('runner', 'no error in the runner', False,
+                  '%s: %s' % (type(ex).__name__, ex))
+    failed = bool(ev.failed)
+    print('\n' + ev.table(), flush=True)
+    log_dir = s.log_dir if s else os.path.join(work, 'run', 'logs')
+    if args.keep and not interrupted:
+        openrc = os.path.join(s.run_dir, 'openrc') if s else None
+        ev.say('kept the cloud running.')
+        if openrc and os.path.isfile(openrc):
+            ev.say('reach it with: source %s; openstack server list' %
+                   openrc)
+        ev.say('service logs: %s' % log_dir)
+        ev.say('tear it down with: %s' % teardown_cmd)
+        return 1 if failed else 0
+    start = time.monotonic()
+    ev.say('tearing down')
+    clean = teardown(state, ev.say)
+    ev.say('teardown %s in %.0f s' % ('done' if clean else 'INCOMPLETE',
+                                     time.monotonic() - start))
+    if failed or not clean:
+        ev.say('service logs kept in %s' % log_dir)
+    ev.say('cloud %s %s in %.0f s' % (
+        rel.name, 'FAILED' if failed or not clean else 'OK',
+        ev.clock() - ev.started))
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    return 1 if failed or not clean else 0
