@@ -170,7 +170,8 @@ def main(argv=None):
         version // 1000000, version // 1000 % 1000, version % 1000)
     drvr._update_host_specific_capabilities()
     traits = drvr.capabilities_as_traits()
-    report['supports_stateless_firmware'] = host.supports_stateless_firmware
+    report['supports_stateless_firmware'] = drvr.capabilities[
+        'supports_stateless_firmware']
     report['trait_reported'] = traits.get(
         'COMPUTE_SECURITY_STATELESS_FIRMWARE', False)
     arch = host.get_capabilities().host.cpu.arch
