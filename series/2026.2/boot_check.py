@@ -1,12 +1,14 @@
-"""Boot check of the 2026.2 series on this machine's real libvirt.
+"""Boot check of the 2026.x series on this machine's real libvirt.
 
 Run by ``tools/series`` with the Python of the virtualenv that holds the
-patched nova 34.0.0. Each guest is made by Nova's own code, in a process of
-its own: ``LibvirtDriver._get_guest_xml`` builds the domain XML with Nova's
-config classes, and ``LibvirtDriver._create_guest`` defines and starts it
-through Nova's ``Host``, on a real libvirt connection.
+patched nova (34.0.0 for 2026.2; the release is the name of the directory
+the file is run from, so that a series of another release can link it).
+Each guest is made by Nova's own code, in a process of its own:
+``LibvirtDriver._get_guest_xml`` builds the domain XML with Nova's config
+classes, and ``LibvirtDriver._create_guest`` defines and starts it through
+Nova's ``Host``, on a real libvirt connection.
 
-1. nova 34.0.0 as published (the pristine tree, imported first) asks for a
+1. nova as published (the pristine tree, imported first) asks for a
    stateless UEFI guest and a stateful one: the check shows the XML and
    libvirt's answer (libvirt < 9.2.0 refuses both at define).
 2. The patched tree boots the stateless guest: one read-only pflash, no
@@ -29,6 +31,8 @@ import traceback
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: The series this file was run from.
+RELEASE = os.path.basename(HERE)
 
 #: Image properties of the two guests.
 STATELESS = {'hw_firmware_type': 'uefi', 'hw_machine_type': 'q35',
@@ -254,6 +258,18 @@ def _os_of(xml: str) -> str:
     return xml[start:end + len('</os>')] if start >= 0 else ''
 
 
+def _version_of(tree: str) -> str:
+    """The version an sdist's tree says it is (its PKG-INFO)."""
+    try:
+        with open(os.path.join(tree, 'PKG-INFO'), encoding='utf-8') as f:
+            for line in f:
+                if line.startswith('Version: '):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return '?'
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--connection', metavar='URI',
@@ -275,6 +291,7 @@ def main(argv: list[str]) -> int:
     if not (pristine and patched):
         print('SERIES_PRISTINE_TREE and SERIES_TREE must name the trees')
         return 2
+    version = _version_of(pristine)
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
     args.guest_root = args.work
@@ -287,7 +304,7 @@ def main(argv: list[str]) -> int:
             print('boot check: %s' % problem, file=sys.stderr)
             return 2
         args.guest_root = evidence_mod.daemon_guest_root(
-            'nova-series-2026.2-')
+            'nova-series-%s-' % RELEASE)
     # High instance ids: names unlikely to meet others' on a shared daemon.
     base_id = 0x5e000000 + (os.getpid() & 0xffff) * 16
 
@@ -299,7 +316,7 @@ def main(argv: list[str]) -> int:
                          base_id + n)
         report['unpatched'][guest] = res
         if res.get('defined'):
-            # nova 34.0.0 getting it defined would disprove the bug.
+            # nova as published getting it defined would disprove the bug.
             ok = False
     for n, guest in enumerate(('stateless', 'stateful'), start=2):
         res = _run_child(args, patched, 'patched', guest, False,
@@ -323,14 +340,14 @@ def main(argv: list[str]) -> int:
     else:
         print('libvirt URI: %s' % args.connection)
         for guest, res in report['unpatched'].items():
-            print('\n--- nova 34.0.0 as published (%s), %s UEFI guest' % (
-                res.get('nova', '?'), guest))
+            print('\n--- nova %s as published (%s), %s UEFI guest' % (
+                version, res.get('nova', '?'), guest))
             print('<os> Nova wrote:\n%s' % _os_of(res.get('xml', '')))
             print('libvirt: %s' % res.get('error', 'DEFINED (unexpected)'))
         for guest, entry in report['patched'].items():
             res = entry['result']
-            print('\n--- patched nova 34.0.0 (%s), %s UEFI guest %s' % (
-                res.get('nova', '?'), guest, res.get('name', '')))
+            print('\n--- patched nova %s (%s), %s UEFI guest %s' % (
+                version, res.get('nova', '?'), guest, res.get('name', '')))
             ev = res.get('evidence')
             if ev:
                 print('live <os>:\n%s' % ev['live_os_xml'])
