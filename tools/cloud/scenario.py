@@ -171,8 +171,13 @@ class Scenario:
             time.sleep(1)
 
     def domain_of(self, name: str) -> str:
+        """The libvirt domain of server ``name``, as the admin sees it
+        (``server show``); the name is the instance's for its life.
+        """
+        if name in self.domains:
+            return self.domains[name]
         server = self.server(name)
-        # The admin's view; newer clients drop the extension's prefix.
+        # Newer clients drop the extension's prefix.
         domain = (server.get('OS-EXT-SRV-ATTR:instance_name') or
                   server.get('instance_name'))
         if not domain:
