@@ -10,13 +10,15 @@
    fuzz and give the same tree;
 3. create a virtualenv and install the patched tree with the release's
    pins (``pip install -c PINS -e TREE -r test-requirements.txt``);
-4. run with stestr the release's own unit tests of every module the
-   series touches, and the series' own unit and functional tests;
+4. run with stestr the release's tests that the selection rules pick for
+   what the series changes (``tools/series/selection.py``) and the
+   series' own tests;
 5. run the release's boot check (real libvirt) in that virtualenv.
 
 ``--per-patch`` applies the patches one by one instead and runs, after
-each, the tests of the modules that patch touches (and, first, the same
-release tests on the pristine tree), to show each patch stands alone.
+each, the tests the rules pick for that patch (and, first, the unit tests
+of the whole selection on the pristine tree), to show each patch stands
+alone.
 """
 
 import argparse
@@ -32,6 +34,7 @@ import tarfile
 import time
 
 from tools.series import release as release_mod
+from tools.series import selection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -253,8 +256,8 @@ def install(rel: release_mod.Release, tree: str, venv: str) -> None:
 
 # --- tests -------------------------------------------------------------------
 
-def _filters(modules: list[str]) -> list[str]:
-    return ['^%s\\.' % re.escape(m) for m in modules]
+def _filters(selectors: list[str]) -> list[str]:
+    return [selection.stestr_filter(s) for s in selectors]
 
 
 def stestr(venv: str, tree: str, test_path: str, modules: list[str],
@@ -292,7 +295,7 @@ def run_tests(venv: str, tree: str, unit: list[str],
             ('unit', './nova/tests/unit', unit),
             ('functional', './nova/tests/functional', functional)):
         if modules:
-            step('%s tests (%d modules)' % (kind, len(modules)))
+            step('%s tests (%d selectors)' % (kind, len(modules)))
             start = time.monotonic()
             totals = stestr(venv, tree, path, modules, test_env)
             totals['seconds'] = round(time.monotonic() - start)
@@ -301,20 +304,22 @@ def run_tests(venv: str, tree: str, unit: list[str],
 
 
 def all_tests(rel: release_mod.Release, tree: str
-              ) -> tuple[list[str], list[str]]:
-    unit, functional = [], []
-    for patch in rel.patches:
-        u, f = release_mod.tests_for(rel, patch.files(), tree)
-        unit += [m for m in u if m not in unit]
-        functional += [m for m in f if m not in functional]
-    unit += [m for m in rel.unit if m not in unit]
-    functional += [m for m in rel.functional if m not in functional]
-    return unit, functional
+              ) -> list[selection.Selected]:
+    """The selection for the whole series, and release.ini's."""
+    more = {m: 'release.ini' for m in rel.unit + rel.functional}
+    return release_mod.select(rel, rel.patches, tree, more)
 
 
-def _existing(tree: str, modules: list[str]) -> list[str]:
-    return [m for m in modules
-            if os.path.isfile(os.path.join(tree, *m.split('.')) + '.py')]
+def split(picked: list[selection.Selected]) -> tuple[list[str], list[str]]:
+    return ([p.selector for p in picked if p.kind == 'unit'],
+            [p.selector for p in picked if p.kind == 'functional'])
+
+
+def show_selection(picked: list[selection.Selected]) -> None:
+    step('tests the rules pick (tools/series/selection.py)')
+    for item in picked:
+        say('%-10s %-58s %s' % (item.kind, item.selector,
+                                selection.describe(item)))
 
 
 def _failed(results: dict) -> bool:
@@ -378,14 +383,13 @@ def boot(rel: release_mod.Release, venv: str, work: str,
 
 def per_patch(rel: release_mod.Release, pristine: str, work: str,
               venv: str) -> list[dict]:
-    """Apply the patches one by one; test what each touches."""
+    """Apply the patches one by one; test what the rules pick for each."""
     tree = os.path.join(work, 'git')
     make_git_tree(pristine, tree, rel.version)
     install(rel, tree, venv)
-    unit_all, _ = all_tests(rel, tree)
+    baseline, _ = split(all_tests(rel, tree))
     rows = []
-    step('before the series: release unit tests of the touched modules')
-    baseline = _existing(tree, unit_all)
+    step('before the series: the unit tests of the whole selection')
     rows.append({'patch': '(pristine)',
                  'results': run_tests(venv, tree, baseline, [],
                                       rel.test_env)})
@@ -397,7 +401,9 @@ def per_patch(rel: release_mod.Release, pristine: str, work: str,
             shutil.rmtree(quilt, ignore_errors=True)
             shutil.copytree(pristine, quilt, symlinks=True)
         quilt_push(quilt, patch)
-        unit, functional = release_mod.tests_for(rel, patch.files(), tree)
+        picked = release_mod.select(rel, (patch,), tree)
+        show_selection(picked)
+        unit, functional = split(picked)
         rows.append({'patch': patch.name,
                      'results': run_tests(venv, tree, unit, functional,
                                           rel.test_env)})
@@ -420,9 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('release', help='a directory name under series/')
     parser.add_argument('--per-patch', action='store_true',
                         help='apply the patches one by one and run the '
-                             'tests each touches after each (and the '
-                             'release tests on the pristine tree first); '
-                             'no boot check')
+                             'tests the rules pick for each after each (and '
+                             'the unit tests of the whole selection on the '
+                             'pristine tree first); no boot check')
     parser.add_argument('--no-tests', action='store_true',
                         help='skip the unit and functional tests')
     parser.add_argument('--no-boot', action='store_true',
@@ -469,7 +475,9 @@ def main(argv: list[str] | None = None) -> int:
             install(rel, tree, venv)
             results = {}
             if not args.no_tests:
-                unit, functional = all_tests(rel, tree)
+                picked = all_tests(rel, tree)
+                show_selection(picked)
+                unit, functional = split(picked)
                 results = run_tests(venv, tree, unit, functional,
                                     rel.test_env)
                 failed = _failed(results)

@@ -1,0 +1,345 @@
+"""Tests for the runner that proves the patch series (tools/series).
+
+What a reviewer relies on when reading the runner's verdict: the CI
+selection picks the release tests that show a patch's side effects.
+"""
+
+import contextlib
+import glob
+import os
+import re
+import textwrap
+
+import fixtures
+
+from nova import test
+from tools.series import release as release_mod
+from tools.series import run
+from tools.series import selection
+
+#: Files the 2024.1 series changes, as its patches name them.
+SERIES_2024_1 = [
+    'nova/notifications/objects/image.py',
+    'nova/objects/image_meta.py',
+    'nova/compute/api.py',
+    'nova/exception.py',
+    'nova/scheduler/utils.py',
+    'nova/virt/hardware.py',
+    'nova/scheduler/client/report.py',
+    'nova/virt/driver.py',
+    'nova/virt/libvirt/driver.py',
+    'nova/virt/libvirt/host.py',
+    'nova/virt/libvirt/config.py',
+    'nova/tests/fixtures/libvirt.py',
+    'nova/tests/unit/virt/libvirt/test_driver.py',
+    'nova/tests/functional/libvirt/test_stateless_firmware.py',
+    'doc/source/admin/uefi.rst',
+]
+
+#: Test modules of a release tree, enough for the rules to find.
+TREE_MODULES = [
+    'nova/tests/unit/test_exception.py',
+    'nova/tests/unit/test_utils.py',
+    'nova/tests/unit/objects/test_objects.py',
+    'nova/tests/unit/objects/test_image_meta.py',
+    'nova/tests/unit/notifications/objects/test_notification.py',
+    'nova/tests/unit/compute/test_api.py',
+    'nova/tests/unit/compute/test_provider_tree.py',
+    'nova/tests/unit/scheduler/test_utils.py',
+    'nova/tests/unit/scheduler/client/test_report.py',
+    'nova/tests/unit/virt/test_hardware.py',
+    'nova/tests/unit/virt/libvirt/test_driver.py',
+    'nova/tests/unit/virt/libvirt/test_host.py',
+    'nova/tests/functional/test_servers_provider_tree.py',
+    'nova/tests/functional/notification_sample_tests/test_instance.py',
+    'nova/tests/functional/libvirt/test_stateless_firmware.py',
+]
+
+#: Sources of a release tree that the inputs rule reads.
+TREE_SOURCES = {
+    'nova/objects/image_meta.py': textwrap.dedent("""\
+        class ImageMetaProps(base.NovaObject):
+            fields = {
+                'hw_firmware_type': fields.FirmwareTypeField(),
+                'hw_machine_type': fields.StringField(),
+                'os_type': fields.OSTypeField(),
+            }
+        """),
+    'nova/tests/functional/libvirt/test_uefi.py': textwrap.dedent("""\
+        class UEFIServersTest(base.ServersTestBase):
+            def test_create_server(self):
+                self._create_server(image_uuid=self.uefi_image)
+
+            def setUp(self):
+                self.image = {'properties': {'hw_firmware_type': 'uefi'}}
+        """),
+    'nova/tests/functional/test_servers.py': textwrap.dedent("""\
+        class _RebuildBase(integrated_helpers._IntegratedTestBase):
+            PROPS = {'hw_machine_type': 'q35'}
+
+
+        class ServerRebuildTestCase(_RebuildBase):
+            def test_rebuild(self):
+                pass
+
+
+        class ServersTest(integrated_helpers._IntegratedTestBase):
+            def test_create(self):
+                pass
+
+
+        class NothingToRun(_RebuildBase):
+            pass
+        """),
+}
+
+#: Test ids that failed on a patched tree while passing on the pristine
+#: one, although the runner's old selection passed.
+MISSED_BEFORE = [
+    'nova.tests.functional.notification_sample_tests.test_instance.'
+    'TestInstanceNotificationSample.test_create_delete_server',
+    'nova.tests.functional.test_servers_provider_tree.ProviderTreeTests.'
+    'test_update_provider_tree_bogus_trait',
+    'nova.tests.functional.libvirt.test_uefi.UEFIServersTest.'
+    'test_create_server',
+]
+
+#: What the patches of a series like 2024.1's change in the package.
+SERIES_LINES = {
+    'nova/virt/libvirt/driver.py': [
+        "        if image_meta.properties.get('hw_firmware_type') == 'uefi':",
+        '            guest.os_loader_stateless = True',
+    ],
+}
+
+
+def make_tree(root: str, modules: list[str],
+              sources: dict[str, str] | None = None) -> None:
+    """A tree of packages with ``modules`` empty and ``sources`` in it."""
+    files = dict.fromkeys(modules, '')
+    files.update(sources or {})
+    for path, text in files.items():
+        directory = os.path.dirname(path)
+        parts = directory.split('/')
+        for i in range(1, len(parts) + 1):
+            package = os.path.join(root, *parts[:i])
+            os.makedirs(package, exist_ok=True)
+            init = os.path.join(package, '__init__.py')
+            if not os.path.exists(init):
+                open(init, 'w').close()
+        with open(os.path.join(root, path), 'w') as f:
+            f.write(text)
+
+
+def selected_ids(picked: list[selection.Selected], ids: list[str]
+                 ) -> list[str]:
+    """Which of ``ids`` the selection's stestr filters run."""
+    filters = [re.compile(selection.stestr_filter(p.selector))
+               for p in picked]
+    return [i for i in ids if any(f.search(i) for f in filters)]
+
+
+class SelectionTestCase(test.NoDBTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.tree = self.useFixture(fixtures.TempDir()).path
+        make_tree(self.tree, TREE_MODULES, TREE_SOURCES)
+
+    def select(self, files, **kw):
+        return selection.select('nova', files, self.tree, **kw)
+
+    def test_picks_the_tests_the_old_selection_missed(self):
+        picked = self.select(SERIES_2024_1, lines=SERIES_LINES)
+        self.assertEqual(MISSED_BEFORE, selected_ids(picked, MISSED_BEFORE))
+
+    def test_old_selection_missed_them(self):
+        # Only the module and own rules: what the runner used to run.
+        picked = self.select(SERIES_2024_1, rules=())
+        self.assertEqual([], selected_ids(picked, MISSED_BEFORE))
+
+    def test_module_rule(self):
+        picked = self.select(['nova/virt/libvirt/host.py',
+                              'nova/exception.py', 'nova/virt/__init__.py'])
+        self.assertEqual(['nova.tests.unit.test_exception',
+                          'nova.tests.unit.virt.libvirt.test_host'],
+                         [p.selector for p in picked])
+
+    def test_changed_test_module_runs_itself(self):
+        picked = self.select(['nova/tests/functional/test_servers.py'])
+        self.assertEqual([('nova.tests.functional.test_servers',
+                           'functional')],
+                         [(p.selector, p.kind) for p in picked])
+
+    def test_tests_missing_from_the_release_are_dropped(self):
+        # A rule may name tests a release lacks (test_report_client).
+        names = [p.selector for p in self.select(
+            ['nova/scheduler/client/report.py'])]
+        self.assertIn('nova.tests.functional.test_servers_provider_tree',
+                      names)
+        self.assertNotIn('nova.tests.functional.test_report_client', names)
+
+    def test_inputs_rule_picks_the_classes_naming_a_property(self):
+        picked = self.select(['nova/virt/libvirt/config.py'], lines={
+            'nova/virt/libvirt/config.py': [
+                "    mtype = props.get('hw_machine_type')",
+                "    if props.get('hw_firmware_type') == 'uefi':"]})
+        self.assertEqual(
+            [('nova.tests.functional.libvirt.test_uefi.UEFIServersTest',
+              ['inputs: hw_firmware_type']),
+             # named by a base class of its module, which has no tests
+             ('nova.tests.functional.test_servers.ServerRebuildTestCase',
+              ['inputs: hw_machine_type'])],
+            [(p.selector, p.reasons) for p in picked
+             if p.kind == 'functional'])
+
+    def test_inputs_rule_knows_the_release_properties_only(self):
+        # os_loader is an attribute of the domain XML, not a property:
+        # and lines of documents do not count.
+        picked = self.select(['nova/virt/libvirt/config.py',
+                              'doc/source/admin/uefi.rst'], lines={
+            'nova/virt/libvirt/config.py': ['    self.os_loader = None'],
+            'doc/source/admin/uefi.rst': ['Set ``hw_firmware_type``.']})
+        self.assertEqual([], [p for p in picked if p.kind == 'functional'])
+
+    def test_inputs_rule_reads_flavor_extra_specs(self):
+        self.assertEqual(
+            {'hw:mem_encryption', 'os:secure_boot', 'hw_machine_type'},
+            selection.named_inputs(
+                ["specs = {'hw:mem_encryption': 'True',",
+                 "         'os:secure_boot': 'required'}",
+                 "props.hw_machine_type, props.hw_unknown, host.os_loader"],
+                {'hw_machine_type', 'os_type'}))
+
+    def test_a_broader_selector_absorbs_a_narrower_one(self):
+        picked = self.select(
+            ['nova/tests/functional/libvirt/test_uefi.py'],
+            lines=SERIES_LINES)
+        self.assertEqual(['nova.tests.functional.libvirt.test_uefi'],
+                         [p.selector for p in picked])
+        self.assertEqual(['own: nova/tests/functional/libvirt/test_uefi.py',
+                          'inputs: hw_firmware_type'], picked[0].reasons)
+
+    def test_merge_of_two_patches(self):
+        one = self.select(['nova/objects/image_meta.py'])
+        two = self.select(['nova/tests/unit/objects/test_objects.py',
+                           'nova/tests/unit/objects/test_image_meta.py'])
+        merged = selection.merge([one, two])
+        self.assertEqual(
+            ['nova.tests.unit.notifications.objects.test_notification',
+             'nova.tests.unit.objects.test_image_meta',
+             'nova.tests.unit.objects.test_objects',
+             'nova.tests.functional.notification_sample_tests'],
+            [p.selector for p in merged])
+        self.assertEqual(
+            ['versioned objects: nova/objects/image_meta.py',
+             'own: nova/tests/unit/objects/test_objects.py'],
+            merged[2].reasons)
+
+    def test_map_of_the_release(self):
+        picked = self.select(
+            ['doc/source/admin/uefi.rst'],
+            test_map={'doc/source/admin/uefi.rst': (
+                'nova.tests.unit.test_utils',)})
+        self.assertEqual([['map: doc/source/admin/uefi.rst']],
+                         [p.reasons for p in picked])
+
+    def test_files_outside_the_package_pick_nothing(self):
+        self.assertEqual([], self.select(
+            ['releasenotes/notes/x.yaml', 'setup.cfg']))
+
+    def test_filter_of_a_module_does_not_run_its_namesakes(self):
+        pattern = re.compile(selection.stestr_filter(
+            'nova.tests.functional.test_servers'))
+        self.assertTrue(pattern.search(
+            'nova.tests.functional.test_servers.ServersTest.test_a'))
+        self.assertFalse(pattern.search(
+            'nova.tests.functional.test_servers_provider_tree.T.test_a'))
+
+    def test_describe_counts_files_by_rule(self):
+        item = selection.Selected('x', 'unit', [
+            'module: nova/a/b.py', 'map: nova/a/b.py', 'map: nova/a/c.py',
+            'inputs: hw_a', 'inputs: os:b'])
+        self.assertEqual('module, map (2 files), inputs (hw_a, os:b)',
+                         selection.describe(item))
+
+    def test_every_rule_picks_tests_nova_has(self):
+        # The rules name test modules of upstream Nova; a typo would make
+        # a rule silently pick nothing.
+        sdists = [t for t in map(nova_tree, ('29.4.0', '34.0.0')) if t]
+        if not sdists:
+            self.skipTest('no unpacked Nova sdist')
+        for rule in selection.RULES:
+            for selector in rule.tests:
+                self.assertTrue(
+                    any(selection.exists(d, selector) for d in sdists),
+                    '%s: %s' % (rule.name, selector))
+
+
+class PatchTestCase(test.NoDBTestCase):
+
+    def test_changed_lines_by_file(self):
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            '0001-x.patch')
+        with open(path, 'w') as f:
+            f.write(textwrap.dedent("""\
+                From %s Mon Sep 17 00:00:00 2001
+                Subject: [PATCH 1/1] Do a thing
+
+                - a list item of the message, not a change
+                ---
+                 nova/a.py | 2 +-
+                diff --git a/nova/a.py b/nova/a.py
+                --- a/nova/a.py
+                +++ b/nova/a.py
+                @@ -1,2 +1,2 @@ def f():
+                 context
+                -old = 'hw_a'
+                +new = 'hw_b'
+                diff --git a/nova/b.py b/nova/b.py
+                new file mode 100644
+                --- /dev/null
+                +++ b/nova/b.py
+                @@ -0,0 +1 @@
+                +added
+                SIGNATURE
+                2.39.2
+                """).replace('SIGNATURE', '-- ') % ('0' * 40))
+        patch = release_mod.Patch('0001-x.patch', path)
+        self.assertEqual(['nova/a.py', 'nova/b.py'], patch.files())
+        self.assertEqual({'nova/a.py': ["old = 'hw_a'", "new = 'hw_b'"],
+                          'nova/b.py': ['added']},
+                         patch.changed_lines())
+
+
+def nova_tree(version: str) -> str | None:
+    """An unpacked Nova sdist on this machine, if there is one.
+
+    The runner's pristine trees, or those in /tmp/sdists.
+    """
+    candidates = glob.glob(os.path.join(run.DEFAULT_WORK, '*', 'pristine'))
+    candidates.append('/tmp/sdists/nova-%s' % version)
+    for path in candidates:
+        with contextlib.suppress(OSError):
+            with open(os.path.join(path, 'PKG-INFO')) as f:
+                if 'Version: %s\n' % version in f.read():
+                    return path
+    return None
+
+
+class SeriesSelectionTestCase(test.NoDBTestCase):
+    """The selection of each series in this repository, on Nova's tree."""
+
+    def check(self, release, version, expected):
+        tree = nova_tree(version)
+        if tree is None:
+            self.skipTest('no unpacked nova %s' % version)
+        rel = release_mod.load(run.ROOT, release)
+        picked = run.all_tests(rel, tree)
+        self.assertEqual(expected, selected_ids(picked, expected))
+
+    def test_2024_1_runs_what_it_broke(self):
+        self.check('2024.1', '29.4.0', MISSED_BEFORE[:2])
+
+    def test_2026_2_runs_what_it_broke(self):
+        self.check('2026.2', '34.0.0', MISSED_BEFORE[2:])
