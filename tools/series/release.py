@@ -23,6 +23,8 @@
         functional =
         ; environment the release's tests need (its tox.ini's setenv)
         env = OS_NOVA_DISABLE_EVENTLET_PATCHING=False
+        ; the extras its tox.ini installs for the unit tests
+        extras = zvm vmware
         ; source file -> more test modules touching it tells to run
         [tests:map]
         nova/objects/image_meta.py = nova.tests.unit.objects.test_objects
@@ -113,6 +115,7 @@ class Release:
     functional: tuple[str, ...]
     test_map: dict[str, tuple[str, ...]]
     test_env: dict[str, str]
+    extras: tuple[str, ...]
     boot_script: str | None
     boot_requirements: tuple[str, ...]
     patches: tuple[Patch, ...]
@@ -193,6 +196,7 @@ def load(root: str, name: str) -> Release:
         test_map=test_map,
         test_env=dict(word.partition('=')[::2]
                       for word in _words(tests.get('env', ''))),
+        extras=_words(tests.get('extras', '')),
         boot_script=os.path.join(directory, script) if script else None,
         boot_requirements=_words(boot.get('requirements', '')),
         patches=tuple(patches),

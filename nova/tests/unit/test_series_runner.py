@@ -1,21 +1,28 @@
 """Tests for the runner that proves the patch series (tools/series).
 
 What a reviewer relies on when reading the runner's verdict: the CI
-selection picks the release tests that show a patch's side effects.
+selection picks the release tests that show a patch's side effects, and
+the full mode calls a change of any upstream test's result a regression
+and nothing else. No network: the stestr runs are of a tree made here.
 """
 
 import contextlib
 import glob
+import io
 import os
 import re
+import sys
 import textwrap
 
 import fixtures
+import subunit
 
 from nova import test
 from tools.series import release as release_mod
+from tools.series import results
 from tools.series import run
 from tools.series import selection
+from tools.series import subunit_results
 
 #: Files the 2024.1 series changes, as its patches name them.
 SERIES_2024_1 = [
@@ -310,6 +317,326 @@ class PatchTestCase(test.NoDBTestCase):
         self.assertEqual({'nova/a.py': ["old = 'hw_a'", "new = 'hw_b'"],
                           'nova/b.py': ['added']},
                          patch.changed_lines())
+
+
+TRACEBACK = textwrap.dedent('''\
+    Traceback (most recent call last):
+      File "/x/nova/tests/functional/test_a.py", line 10, in test_b
+        self.assertEqual('1.13', version)
+      File "/v/testtools/testcase.py", line 394, in assertEqual
+        self.assertThat(observed, matcher, message)
+    testtools.matchers._impl.MismatchError: '1.13' != '1.14'
+    second line of the message
+    ''')
+
+
+def chained(inner: str, outer: str) -> str:
+    return textwrap.dedent('''\
+        Traceback (most recent call last):
+          File "a.py", line 1, in f
+        %s
+
+        During handling of the above exception, another exception occurred:
+
+        Traceback (most recent call last):
+          File "a.py", line 3, in g
+            raise X()
+        %s
+        ''') % (inner, outer)
+
+
+class SignatureTestCase(test.NoDBTestCase):
+
+    def test_exception_type_and_first_line(self):
+        self.assertEqual(
+            "testtools.matchers._impl.MismatchError: '1.13' != '1.14'",
+            results.signature(TRACEBACK))
+
+    def test_last_exception_of_a_chain(self):
+        self.assertEqual('ValueError: outer', results.signature(
+            chained('KeyError: inner', 'ValueError: outer')))
+
+    def test_addresses_and_uuids_do_not_count(self):
+        one = results.signature(chained(
+            'X', 'Error: <Obj at 0x7f01ab> '
+                 '7c1e4e2a-2b8e-4d8a-9a1e-0f1e2d3c4b5a'))
+        two = results.signature(chained(
+            'X', 'Error: <Obj at 0x7e99ff> '
+                 '00000000-1111-2222-3333-444455556666'))
+        self.assertEqual(one, two)
+        self.assertEqual('Error: <Obj at 0x?> <uuid>', one)
+
+    def test_message_on_the_next_line(self):
+        self.assertEqual('AssertionError: expected:', results.signature(
+            chained('X', 'AssertionError:\n\nexpected:\n{"a": 1}')))
+
+    def test_skip_reason(self):
+        self.assertEqual('needs a thing', results.signature(
+            '\nneeds a thing\nmore\n'))
+
+    def test_nothing(self):
+        self.assertEqual('', results.signature(''))
+
+
+def entry(status: str, text: str = '') -> list:
+    return [status, 0.1, text]
+
+
+class CompareTestCase(test.NoDBTestCase):
+
+    def compare(self, pristine: dict, patched: dict, upstream=()):
+        return results.compare(pristine, patched, upstream)
+
+    def test_same_results_are_no_regression(self):
+        runs = {'a': entry('success'), 'b': entry('skip', 'why'),
+                'c': entry('fail', TRACEBACK), 'd': entry('xfail')}
+        found = self.compare(runs, dict(runs))
+        self.assertEqual([], found['regressions'])
+        self.assertEqual([{'id': 'c', 'reason': results.signature(
+            TRACEBACK)}], found['known_failures'])
+        self.assertFalse(results.failed(found))
+
+    def test_passing_test_that_fails_is_a_regression(self):
+        found = self.compare({'a': entry('success')},
+                             {'a': entry('fail', TRACEBACK)})
+        self.assertEqual(
+            [{'id': 'a', 'pristine': 'passed', 'patched': 'failed',
+              'reason': "testtools.matchers._impl.MismatchError: "
+                        "'1.13' != '1.14'"}],
+            found['regressions'])
+        self.assertTrue(results.failed(found))
+
+    def test_passing_test_that_is_skipped_or_gone_is_a_regression(self):
+        found = self.compare(
+            {'a': entry('success'), 'b': entry('success')},
+            {'a': entry('skip', 'no libvirt')})
+        self.assertEqual(
+            [('a', 'skipped', 'skipped: no libvirt'),
+             ('b', 'missing', 'did not run')],
+            [(r['id'], r['patched'], r['reason'])
+             for r in found['regressions']])
+
+    def test_failing_test_must_fail_the_same_way(self):
+        before = chained('X', 'ValueError: bad value 1')
+        found = self.compare(
+            {'a': entry('fail', before), 'b': entry('fail', before)},
+            {'a': entry('fail', chained('Y', 'ValueError: bad value 1')),
+             'b': entry('fail', chained('X', 'KeyError: other'))})
+        self.assertEqual(['a'], [r['id'] for r in found['known_failures']])
+        self.assertEqual(
+            [{'id': 'b', 'pristine': 'failed', 'patched': 'failed',
+              'reason': 'KeyError: other',
+              'pristine_reason': 'ValueError: bad value 1'}],
+            found['regressions'])
+
+    def test_failing_test_that_passes_is_fixed(self):
+        found = self.compare({'a': entry('fail', TRACEBACK),
+                              'b': entry('skip', 'x')},
+                             {'a': entry('success'), 'b': entry('success')})
+        self.assertEqual([], found['regressions'])
+        self.assertEqual(['a', 'b'], [r['id'] for r in found['fixed']])
+
+    def test_failing_test_that_is_skipped_is_a_regression(self):
+        found = self.compare({'a': entry('fail', TRACEBACK)},
+                             {'a': entry('skip', 'not here')})
+        self.assertEqual(['a'], [r['id'] for r in found['regressions']])
+
+    def test_unexpected_success_is_a_failure(self):
+        found = self.compare({'a': entry('xfail')},
+                             {'a': entry('uxsuccess')})
+        self.assertEqual('passed, expected to fail',
+                         found['regressions'][0]['reason'])
+
+    def test_new_and_upstream_tests_listed_apart(self):
+        up = 'nova.tests.functional.libvirt.test_x_from_nova_30_3_0'
+        found = self.compare(
+            {'old': entry('success')},
+            {'old': entry('success'), 'nova.tests.new.T.test_a':
+             entry('success'), up + '.T.test_b': entry('fail', TRACEBACK)},
+            (up,))
+        self.assertEqual([{'id': 'nova.tests.new.T.test_a',
+                           'patched': 'passed'}], found['new'])
+        self.assertEqual([up + '.T.test_b'],
+                         [r['id'] for r in found['upstream']])
+        self.assertEqual([], found['regressions'])
+        # A failing added test fails the run.
+        self.assertTrue(results.failed(found))
+
+    def test_counts(self):
+        self.assertEqual(
+            {'passed': 2, 'failed': 2, 'skipped': 1, 'total': 5},
+            results.counts({'a': entry('success'), 'b': entry('xfail'),
+                            'c': entry('fail'), 'd': entry('uxsuccess'),
+                            'e': entry('skip')}))
+
+    def test_summary_names_each_regression(self):
+        found = self.compare({'a': entry('success')},
+                             {'a': entry('fail', TRACEBACK)})
+        sides = {'pristine': {'results': {'a': entry('success')},
+                              'seconds': 5, 'reused': True,
+                              'date': '2026-01-01T00:00:00Z'},
+                 'patched': {'results': {'a': entry('fail')},
+                             'seconds': 6}}
+        lines = results.summary('unit', sides, found)
+        self.assertIn('saved run of 2026-01-01T00:00:00Z', lines[0])
+        self.assertIn('1 regressions', lines[2])
+        self.assertEqual(
+            "  REGRESSION a: passed pristine, failed patched: "
+            "testtools.matchers._impl.MismatchError: '1.13' != '1.14'",
+            lines[3])
+
+
+class SavedRunTestCase(test.NoDBTestCase):
+
+    def test_key_depends_on_every_part_and_their_bounds(self):
+        self.assertNotEqual(results.cache_key('ab', 'c'),
+                            results.cache_key('a', 'bc'))
+        self.assertEqual(results.cache_key('a', b'b'),
+                         results.cache_key('a', 'b'))
+
+    def test_saved_run_is_reused_under_its_key_only(self):
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'cache', 'unit.json')
+        self.assertIsNone(results.load(path, 'k1'))
+        results.save(path, 'k1', {'results': {'a': entry('success')},
+                                  'seconds': 3})
+        self.assertEqual({'a': entry('success')},
+                         results.load(path, 'k1')['results'])
+        self.assertIsNone(results.load(path, 'k2'))
+        self.assertEqual(['unit.json'], os.listdir(os.path.dirname(path)))
+
+    def test_machine_says_where_and_when(self):
+        info = results.machine(sys.executable)
+        self.assertEqual(
+            {'date', 'host', 'nproc', 'python', 'libvirt', 'qemu', 'load'},
+            set(info))
+        self.assertRegex(info['date'], r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$')
+        self.assertRegex(info['python'], r'^3\.\d+\.\d+')
+
+
+class SubunitTestCase(test.NoDBTestCase):
+
+    def test_results_of_a_stream(self):
+        out = io.BytesIO()
+        stream = subunit.StreamResultToBytes(out)
+        stream.status(test_id='t.ok', test_status='success')
+        stream.status(test_id='t.bad', test_status='fail',
+                      file_name='traceback', file_bytes=TRACEBACK.encode(),
+                      mime_type='text/plain; charset=utf8', eof=True)
+        stream.status(test_id='t.skip', test_status='skip',
+                      file_name='reason', file_bytes=b'no libvirt',
+                      mime_type='text/plain; charset=utf8', eof=True)
+        stream.status(test_id='t.listed', test_status='exists')
+        out.seek(0)
+        found = subunit_results.read(out)
+        self.assertEqual({'t.ok': ['success', None, ''],
+                          't.bad': ['fail', None, TRACEBACK],
+                          't.skip': ['skip', None, 'no libvirt']}, found)
+
+
+class StestrTestCase(test.NoDBTestCase):
+    """The runner's stestr step, on a tree of three tests."""
+
+    def setUp(self):
+        super().setUp()
+        self.tree = self.useFixture(fixtures.TempDir()).path
+        make_tree(self.tree, ['nova/tests/unit/test_a.py'])
+        with open(os.path.join(self.tree, 'nova/tests/unit/test_a.py'),
+                  'w') as f:
+            f.write(textwrap.dedent('''\
+                import unittest
+
+
+                class T(unittest.TestCase):
+                    def test_ok(self):
+                        pass
+
+                    def test_bad(self):
+                        self.assertEqual('1.13', '1.14')
+
+                    def test_skip(self):
+                        self.skipTest('not here')
+                '''))
+        self.venv = os.path.dirname(os.path.dirname(sys.executable))
+        if not os.path.isfile(os.path.join(self.venv, 'bin', 'stestr')):
+            self.skipTest('stestr is not beside %s' % sys.executable)
+        # stestr's output goes to ours; keep it out of the test's.
+        self.useFixture(fixtures.MonkeyPatch('sys.stdout', io.StringIO()))
+
+    def test_per_test_results(self):
+        rc, found = run.stestr(self.venv, self.tree, './nova/tests/unit',
+                               ['nova.tests.unit.test_a'], concurrency=1)
+        self.assertEqual(1, rc)
+        self.assertEqual(
+            {'nova.tests.unit.test_a.T.test_ok': 'success',
+             'nova.tests.unit.test_a.T.test_bad': 'fail',
+             'nova.tests.unit.test_a.T.test_skip': 'skip'},
+            {k: v[0] for k, v in found.items()})
+        self.assertEqual(
+            "AssertionError: '1.13' != '1.14'", results.signature(
+                found['nova.tests.unit.test_a.T.test_bad'][2]))
+        totals = run.totals(rc, found)
+        self.assertEqual(
+            [['nova.tests.unit.test_a.T.test_bad',
+              "AssertionError: '1.13' != '1.14'"]], totals['failures'])
+
+    def test_module_that_does_not_import_is_a_failure(self):
+        with open(os.path.join(self.tree, 'nova/tests/unit/test_a.py'),
+                  'a') as f:
+            f.write('import no_such_module\n')
+        log = os.path.join(self.tree, 'log')
+        rc, found = run.stestr(self.venv, self.tree, './nova/tests/unit',
+                               [], concurrency=1, log=log, label='t')
+        self.assertNotEqual(0, rc)
+        self.assertEqual(
+            {'unittest.loader._FailedTest.nova.tests.unit.test_a':
+             "ModuleNotFoundError: No module named 'no_such_module'"},
+            {k: results.signature(v[2]) for k, v in found.items()})
+        with open(log) as f:
+            self.assertIn('no_such_module', f.read())
+
+    def test_run_not_recorded_gives_no_results(self):
+        # First a run that is recorded, then one that stops before any
+        # test: the second must not report the first's results as its own.
+        run.stestr(self.venv, self.tree, './nova/tests/unit', [],
+                   concurrency=1)
+        rc, found = run.stestr(self.venv, self.tree, './nova/tests/nope',
+                               [], concurrency=1)
+        self.assertNotEqual(0, rc)
+        self.assertIsNone(found)
+        totals = run.totals(rc, found)
+        self.assertEqual(
+            'stestr recorded no run: the tests did not load',
+            totals['error'])
+        self.assertTrue(run._failed({'unit': totals}))
+
+
+class ParserTestCase(test.NoDBTestCase):
+
+    def parse(self, *argv):
+        return run.build_parser().parse_args(['2024.1', *argv])
+
+    def test_ci_by_default(self):
+        args = self.parse()
+        self.assertIsNone(args.full)
+        self.assertEqual(2, args.concurrency)
+
+    def test_full_runs_both_suites(self):
+        self.assertEqual(['unit', 'functional'], self.parse('--full').full)
+
+    def test_full_of_some_suites(self):
+        self.assertEqual(['functional'],
+                         self.parse('--full=functional').full)
+        self.assertEqual(['unit', 'functional'],
+                         self.parse('--full', 'functional,unit').full)
+
+    def test_unknown_suite_refused(self):
+        self.useFixture(fixtures.MonkeyPatch('sys.stderr', io.StringIO()))
+        self.assertRaises(SystemExit, self.parse, '--full=smoke')
+
+    def test_full_and_per_patch_exclude_each_other(self):
+        self.useFixture(fixtures.MonkeyPatch('sys.stderr', io.StringIO()))
+        self.assertRaises(SystemExit, self.parse, '--full', '--per-patch')
 
 
 def nova_tree(version: str) -> str | None:
