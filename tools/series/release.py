@@ -25,6 +25,10 @@
         env = OS_NOVA_DISABLE_EVENTLET_PATCHING=False
         ; the extras its tox.ini installs for the unit tests
         extras = zvm vmware
+        ; test files of another release run unchanged on the patched
+        ; tree: one sdist a line, with its sha256 and the files
+        upstream =
+            nova==30.3.0 <sha256> nova/tests/functional/libvirt/test_x.py
         ; source file -> more test modules touching it tells to run
         [tests:map]
         nova/objects/image_meta.py = nova.tests.unit.objects.test_objects
@@ -53,6 +57,51 @@ _HUNK = re.compile(r'^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@')
 
 class SeriesError(Exception):
     """The series directory is incomplete or inconsistent."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Upstream:
+    """Test files of another release's sdist, run on the patched tree."""
+
+    package: str
+    version: str
+    sha256: str
+    paths: tuple[str, ...]
+
+    @property
+    def sdist_name(self) -> str:
+        return '%s-%s.tar.gz' % (self.package, self.version)
+
+    @property
+    def requirement(self) -> str:
+        return '%s==%s' % (self.package, self.version)
+
+
+_SHA256 = re.compile(r'^[0-9a-f]{64}$')
+
+
+def parse_upstream(value: str) -> tuple[Upstream, ...]:
+    """``[tests] upstream``: ``PKG==VERSION SHA256 PATH...`` a line."""
+    found = []
+    for line in value.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        package, sep, version = words[0].partition('==')
+        if (not sep or not package or not version or len(words) < 3 or
+                not _SHA256.match(words[1].lower())):
+            raise SeriesError(
+                '[tests] upstream: %r is not "PACKAGE==VERSION SHA256 '
+                'PATH..."' % line.strip())
+        for path in words[2:]:
+            if (path.startswith('/') or '..' in path.split('/') or
+                    not path.endswith('.py')):
+                raise SeriesError(
+                    '[tests] upstream: %r is not a relative path of a '
+                    'Python test file' % path)
+        found.append(Upstream(package, version, words[1].lower(),
+                              tuple(words[2:])))
+    return tuple(found)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +165,7 @@ class Release:
     test_map: dict[str, tuple[str, ...]]
     test_env: dict[str, str]
     extras: tuple[str, ...]
+    upstream: tuple[Upstream, ...]
     boot_script: str | None
     boot_requirements: tuple[str, ...]
     patches: tuple[Patch, ...]
@@ -197,6 +247,7 @@ def load(root: str, name: str) -> Release:
         test_env=dict(word.partition('=')[::2]
                       for word in _words(tests.get('env', ''))),
         extras=_words(tests.get('extras', '')),
+        upstream=parse_upstream(tests.get('upstream', '')),
         boot_script=os.path.join(directory, script) if script else None,
         boot_requirements=_words(boot.get('requirements', '')),
         patches=tuple(patches),

@@ -11,8 +11,9 @@
 3. create a virtualenv and install the patched tree with the release's
    pins (``pip install -c PINS -e TREE[EXTRAS] -r test-requirements.txt``);
 4. run with stestr the release's tests that the selection rules pick for
-   what the series changes (``tools/series/selection.py``) and the
-   series' own tests;
+   the files the series changes (``tools/series/selection.py``), the
+   series' own tests, and the test files of other releases that
+   ``release.ini`` names, copied into the tree for the run;
 5. run the release's boot check (real libvirt) in that virtualenv.
 
 ``--per-patch`` applies the patches one by one instead and runs, after
@@ -44,6 +45,7 @@ import time
 from tools.series import release as release_mod
 from tools.series import results as results_mod
 from tools.series import selection
+from tools.series import upstream as upstream_mod
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -127,26 +129,32 @@ def sha256_of(path: str) -> str:
 
 # --- fetch and unpack --------------------------------------------------------
 
-def fetch(rel: release_mod.Release, cache: str) -> str:
+def fetch_sdist(package: str, version: str, sha256: str, cache: str
+                ) -> str:
     """The sdist in ``cache``, downloaded with pip when missing."""
-    step('fetch %s==%s' % (rel.package, rel.version))
+    step('fetch %s==%s' % (package, version))
     os.makedirs(cache, exist_ok=True)
-    path = os.path.join(cache, rel.sdist_name)
-    if not os.path.isfile(path) or sha256_of(path) != rel.sha256:
+    name = '%s-%s.tar.gz' % (package, version)
+    path = os.path.join(cache, name)
+    if not os.path.isfile(path) or sha256_of(path) != sha256:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         run([sys.executable, '-m', 'pip', 'download', '--no-deps',
              '--no-binary', ':all:',
-             '%s==%s' % (rel.package, rel.version), '-d', cache])
+             '%s==%s' % (package, version), '-d', cache])
     else:
         say('cached: %s' % path)
     digest = sha256_of(path)
-    if digest != rel.sha256:
+    if digest != sha256:
         os.unlink(path)
         raise StepFailed('sha256 of %s is %s, not %s as release.ini says' %
-                         (rel.sdist_name, digest, rel.sha256))
+                         (name, digest, sha256))
     say('sha256 %s OK' % digest)
     return path
+
+
+def fetch(rel: release_mod.Release, cache: str) -> str:
+    return fetch_sdist(rel.package, rel.version, rel.sha256, cache)
 
 
 def unpack(sdist: str, dest: str) -> str:
@@ -430,6 +438,35 @@ def _failed(results: dict) -> bool:
                for r in results.values())
 
 
+# --- upstream tests ----------------------------------------------------------
+
+def upstream_copies(rel: release_mod.Release, cache: str
+                    ) -> dict[str, bytes]:
+    """The test files of other releases that ``release.ini`` names.
+
+    By the path each takes in the patched tree.
+    """
+    files = {}
+    for up in rel.upstream:
+        sdist = fetch_sdist(up.package, up.version, up.sha256, cache)
+        files[up] = upstream_mod.read_files(sdist, up)
+        for path in up.paths:
+            say('%s %s -> %s' % (up.requirement, path,
+                                 upstream_mod.injected_path(path, up)))
+    return upstream_mod.plan(files)
+
+
+def upstream_reasons(rel: release_mod.Release) -> dict[str, str]:
+    """Selector -> reason of every upstream copy."""
+    reasons = {}
+    for up in rel.upstream:
+        for path in up.paths:
+            module = selection.module_of(upstream_mod.injected_path(path,
+                                                                    up))
+            reasons[module] = 'upstream %s' % up.requirement
+    return reasons
+
+
 # --- boot --------------------------------------------------------------------
 
 #: Beside a release's virtualenv: what only the boot check needs (the
@@ -505,16 +542,20 @@ def pristine_key(rel: release_mod.Release, suite: str) -> str:
         _env_text(rel), suite, sys.version)
 
 
-def patched_key(rel: release_mod.Release, suite: str, tree: str) -> str:
+def patched_key(rel: release_mod.Release, suite: str, tree: str,
+                copies: dict[str, bytes]) -> str:
     """What a patched run's results depend on.
 
-    As :func:`pristine_key`, with the patched tree instead of the sdist.
+    As :func:`pristine_key`, with the patched tree instead of the sdist,
+    and the upstream files copied into it.
     """
     tree_id = git(tree, 'rev-parse', 'HEAD^{tree}').stdout.strip()
     return results_mod.cache_key(
         'patched', rel.package, rel.version, tree_id, _pins_text(rel),
         ' '.join(rel.extra_requirements), ' '.join(rel.extras),
-        _env_text(rel), suite, sys.version)
+        _env_text(rel), suite, sys.version,
+        json.dumps({path: hashlib.sha256(data).hexdigest()
+                    for path, data in copies.items()}, sort_keys=True))
 
 
 def run_suite(rel: release_mod.Release, venv: str, tree: str, suite: str,
@@ -549,7 +590,8 @@ def run_suite(rel: release_mod.Release, venv: str, tree: str, suite: str,
 
 
 def full(rel: release_mod.Release, args: argparse.Namespace,
-         pristine: str, tree: str, work: str, venv: str) -> bool:
+         pristine: str, tree: str, work: str, venv: str,
+         copies: dict[str, bytes]) -> bool:
     """Whole suites, pristine against patched; True when it failed."""
     here = os.path.join(work, 'full')
     cache = os.path.join(args.work, 'cache', 'results')
@@ -560,6 +602,7 @@ def full(rel: release_mod.Release, args: argparse.Namespace,
         info['date'], info['host'], info['nproc'], info['python'],
         info['libvirt'] and 'libvirt %s' % info['libvirt'],
         ' '.join(str(x) for x in info['load'])))
+    upstream = upstream_mod.modules(copies)
     report = {'release': rel.name, 'package': rel.package,
               'version': rel.version, 'patches': [p.name for p in
                                                   rel.patches],
@@ -589,7 +632,7 @@ def full(rel: release_mod.Release, args: argparse.Namespace,
                               'pristine', here, args.concurrency)
             results_mod.save(path, key, saved)
         sides['pristine'] = saved
-        key = patched_key(rel, suite, tree)
+        key = patched_key(rel, suite, tree, copies)
         path = os.path.join(here, '%s-patched.json' % suite)
         saved = None if args.fresh else results_mod.load(path, key)
         if saved is not None:
@@ -597,12 +640,16 @@ def full(rel: release_mod.Release, args: argparse.Namespace,
             say('%s patched: the run of %s, saved in %s' % (
                 suite, saved['date'], path))
         else:
-            saved = run_suite(rel, venv, tree, suite, 'patched', here,
-                              args.concurrency)
+            prefix = SUITES[suite][len('./'):] + '/'
+            mine = {p: d for p, d in copies.items() if p.startswith(prefix)}
+            with upstream_mod.injected(tree, mine):
+                saved = run_suite(rel, venv, tree, suite, 'patched', here,
+                                  args.concurrency)
             results_mod.save(path, key, saved)
         sides['patched'] = saved
         comparison = results_mod.compare(sides['pristine']['results'],
-                                         sides['patched']['results'])
+                                         sides['patched']['results'],
+                                         tuple(upstream))
         failed = failed or results_mod.failed(comparison)
         report['suites'][suite] = {
             'comparison': comparison,
@@ -693,13 +740,14 @@ def failure_lines(results: dict) -> list[str]:
 
 
 def ci(rel: release_mod.Release, args: argparse.Namespace, tree: str,
-       venv: str) -> dict:
-    """The CI selection."""
-    picked = all_tests(rel, tree)
-    show_selection(picked)
-    unit, functional = split(picked)
-    return run_tests(venv, tree, unit, functional, rel.test_env,
-                     args.concurrency)
+       venv: str, copies: dict[str, bytes]) -> dict:
+    """The CI selection, with the upstream files in the tree."""
+    with upstream_mod.injected(tree, copies):
+        picked = all_tests(rel, tree, upstream_reasons(rel))
+        show_selection(picked)
+        unit, functional = split(picked)
+        return run_tests(venv, tree, unit, functional, rel.test_env,
+                         args.concurrency)
 
 
 def _suites(value: str) -> list[str]:
@@ -782,9 +830,11 @@ def main(argv: list[str] | None = None) -> int:
             install(rel, tree, venv)
             results = {}
             if args.full:
-                failed = full(rel, args, pristine, tree, work, venv)
+                copies = upstream_copies(rel, cache)
+                failed = full(rel, args, pristine, tree, work, venv, copies)
             elif not args.no_tests:
-                results = ci(rel, args, tree, venv)
+                copies = upstream_copies(rel, cache)
+                results = ci(rel, args, tree, venv, copies)
                 failed = _failed(results)
             boot_rc = None
             if not args.no_boot and rel.boot_script:

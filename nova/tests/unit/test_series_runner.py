@@ -1,9 +1,11 @@
 """Tests for the runner that proves the patch series (tools/series).
 
 What a reviewer relies on when reading the runner's verdict: the CI
-selection picks the release tests that show a patch's side effects, and
-the full mode calls a change of any upstream test's result a regression
-and nothing else. No network: the stestr runs are of a tree made here.
+selection picks the release tests that show a patch's side effects, the
+full mode calls a change of any upstream test's result a regression and
+nothing else, and another release's test files run in the patched tree
+under names that collide with nothing and are gone afterwards. No network:
+sdists are built here, and the stestr runs are of a tree made here.
 """
 
 import contextlib
@@ -12,10 +14,12 @@ import io
 import os
 import re
 import sys
+import tarfile
 import textwrap
 
 import fixtures
 import subunit
+import testtools
 
 from nova import test
 from tools.series import release as release_mod
@@ -23,6 +27,7 @@ from tools.series import results
 from tools.series import run
 from tools.series import selection
 from tools.series import subunit_results
+from tools.series import upstream
 
 #: Files the 2024.1 series changes, as its patches name them.
 SERIES_2024_1 = [
@@ -319,6 +324,44 @@ class PatchTestCase(test.NoDBTestCase):
                          patch.changed_lines())
 
 
+class UpstreamSpecTestCase(test.NoDBTestCase):
+
+    SHA = 'ab' * 32
+
+    def test_one_sdist_a_line(self):
+        found = release_mod.parse_upstream(
+            '\nnova==30.3.0 %s nova/tests/functional/a/test_x.py '
+            'nova/tests/unit/test_y.py\nnova==31.3.1 %s nova/test_z.py\n'
+            % (self.SHA, self.SHA.upper()))
+        self.assertEqual(
+            [('nova', '30.3.0', ('nova/tests/functional/a/test_x.py',
+                                 'nova/tests/unit/test_y.py')),
+             ('nova', '31.3.1', ('nova/test_z.py',))],
+            [(u.package, u.version, u.paths) for u in found])
+        self.assertEqual(self.SHA, found[1].sha256)
+
+    def test_refuses_a_line_without_sha256(self):
+        ex = self.assertRaises(release_mod.SeriesError,
+                               release_mod.parse_upstream,
+                               'nova==30.3.0 nova/tests/test_x.py')
+        self.assertIn('[tests] upstream', str(ex))
+        self.assertIn('PACKAGE==VERSION SHA256 PATH', str(ex))
+
+    def test_refuses_a_path_out_of_the_tree(self):
+        for path in ('/etc/passwd.py', 'nova/../../x.py', 'nova/x.txt'):
+            self.assertRaises(release_mod.SeriesError,
+                              release_mod.parse_upstream,
+                              'nova==30.3.0 %s %s' % (self.SHA, path))
+
+    def test_series_2024_1_names_nova_2024_2s_test(self):
+        rel = release_mod.load(run.ROOT, '2024.1')
+        self.assertEqual(
+            [('nova', '30.3.0',
+              ('nova/tests/functional/libvirt/test_stateless_firmware.py',
+               ))],
+            [(u.package, u.version, u.paths) for u in rel.upstream])
+
+
 TRACEBACK = textwrap.dedent('''\
     Traceback (most recent call last):
       File "/x/nova/tests/functional/test_a.py", line 10, in test_b
@@ -512,6 +555,95 @@ class SavedRunTestCase(test.NoDBTestCase):
             set(info))
         self.assertRegex(info['date'], r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$')
         self.assertRegex(info['python'], r'^3\.\d+\.\d+')
+
+
+def make_sdist(path: str, top: str, files: dict[str, bytes]) -> None:
+    with tarfile.open(path, 'w:gz') as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo('%s/%s' % (top, name))
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+class UpstreamFilesTestCase(test.NoDBTestCase):
+
+    PATH = 'nova/tests/functional/libvirt/test_stateless_firmware.py'
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = self.useFixture(fixtures.TempDir()).path
+        self.spec = release_mod.Upstream('nova', '30.3.0', 'ab' * 32,
+                                         (self.PATH,))
+
+    def test_name_says_where_the_file_comes_from(self):
+        self.assertEqual(
+            'nova/tests/functional/libvirt/'
+            'test_stateless_firmware_from_nova_30_3_0.py',
+            upstream.injected_path(self.PATH, self.spec))
+
+    def test_read_from_the_sdist(self):
+        sdist = os.path.join(self.tmp, 'nova-30.3.0.tar.gz')
+        make_sdist(sdist, 'nova-30.3.0', {self.PATH: b'# upstream\n',
+                                          'setup.py': b''})
+        self.assertEqual({self.PATH: b'# upstream\n'},
+                         upstream.read_files(sdist, self.spec))
+
+    def test_file_missing_from_the_sdist(self):
+        sdist = os.path.join(self.tmp, 'nova-30.3.0.tar.gz')
+        make_sdist(sdist, 'nova-30.3.0', {'setup.py': b''})
+        ex = self.assertRaises(release_mod.SeriesError,
+                               upstream.read_files, sdist, self.spec)
+        self.assertEqual('nova-30.3.0.tar.gz has no %s' % self.PATH,
+                         str(ex))
+
+    def test_copies_live_beside_the_series_test_for_the_run_only(self):
+        make_tree(self.tmp, [self.PATH])
+        copies = upstream.plan({self.spec: {self.PATH: b'# upstream\n'}})
+        target = os.path.join(
+            self.tmp, upstream.injected_path(self.PATH, self.spec))
+        with upstream.injected(self.tmp, copies) as paths:
+            with open(target, 'rb') as f:
+                self.assertEqual(b'# upstream\n', f.read())
+            self.assertTrue(os.path.isfile(os.path.join(self.tmp,
+                                                        self.PATH)))
+            self.assertEqual(
+                ['nova.tests.functional.libvirt.'
+                 'test_stateless_firmware_from_nova_30_3_0'],
+                upstream.modules(copies))
+            self.assertEqual(sorted(copies), paths)
+        self.assertFalse(os.path.exists(target))
+
+    def test_copies_removed_when_the_run_fails(self):
+        make_tree(self.tmp, [self.PATH])
+        copies = upstream.plan({self.spec: {self.PATH: b''}})
+        with testtools.ExpectedException(RuntimeError):
+            with upstream.injected(self.tmp, copies):
+                raise RuntimeError()
+        self.assertEqual(['__init__.py', 'test_stateless_firmware.py'],
+                         sorted(os.listdir(os.path.dirname(
+                             os.path.join(self.tmp, self.PATH)))))
+
+    def test_never_replaces_a_file_of_the_tree(self):
+        copies = upstream.plan({self.spec: {self.PATH: b'new'}})
+        make_tree(self.tmp, list(copies))
+        ex = self.assertRaises(release_mod.SeriesError,
+                               upstream.injected(self.tmp, copies).__enter__)
+        self.assertIn('already exists', str(ex))
+        with open(os.path.join(self.tmp, list(copies)[0]), 'rb') as f:
+            self.assertEqual(b'', f.read())
+
+    def test_needs_the_test_package(self):
+        copies = upstream.plan({self.spec: {self.PATH: b''}})
+        ex = self.assertRaises(release_mod.SeriesError,
+                               upstream.injected(self.tmp, copies).__enter__)
+        self.assertIn('no test package nova/tests/functional/libvirt',
+                      str(ex))
+
+    def test_two_copies_at_one_path_refused(self):
+        other = release_mod.Upstream('nova', '30_3_0', 'cd' * 32,
+                                     (self.PATH,))
+        self.assertRaises(release_mod.SeriesError, upstream.plan, {
+            self.spec: {self.PATH: b'a'}, other: {self.PATH: b'b'}})
 
 
 class SubunitTestCase(test.NoDBTestCase):
