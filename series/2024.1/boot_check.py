@@ -259,6 +259,8 @@ def main(argv=None):
     if args.keep:
         report['kept'] = ('virsh -c %s dominfo %s' % (
             "'%s'" % uri if root else uri, name))
+        # to remove by hand once the guest is undefined
+        report['kept_files'] = guest_root or inst_dir
     else:
         # as the driver deletes a guest: power off, then undefine with the
         # NVRAM flag, which must not fail for a guest that has none
@@ -326,7 +328,8 @@ def _print(report, as_json):
     print('serial console (last lines): %s' % ' | '.join(
         report['console_tail']))
     if report.get('kept'):
-        print('kept running: %s' % report['kept'])
+        print('kept running: %s (its files: %s)' % (
+            report['kept'], report['kept_files']))
     elif report.get('undefined'):
         print('undefined by Guest.delete_configuration (NVRAM flag): OK')
     for problem in report['problems']:
