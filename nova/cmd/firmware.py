@@ -290,8 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
                     'stateless firmware is supported and every reason '
                     'behind the answer; the loader a stateless guest would '
                     'get and the form of its XML; and the traits the '
-                    'compute service would report to placement. Exits 0 '
-                    'when supported, 1 when not.')
+                    'compute service would report to placement. The '
+                    'decision is made by this tree\'s code, not by the '
+                    'Nova installed on the host; for a host running a '
+                    'patched Nova release, the output names that '
+                    'release\'s boot check. Exits 0 when supported, 1 '
+                    'when not.')
     _add_global_options(check, after_command=True)
 
     xml = commands.add_parser(
