@@ -166,6 +166,12 @@ def main(argv=None):
     # runs its event dispatch in green threads.
     import nova.monkey_patch  # noqa: F401
 
+    unreadable = [path for path in args.config_file or ()
+                  if not os.access(path, os.R_OK)]
+    if unreadable:
+        print('boot check: cannot read the configuration file %s' %
+              ', '.join(unreadable), file=sys.stderr)
+        return 2
     CONF = read_config(args.config_file)
     from nova.virt import fake
     from nova.virt.libvirt import blockinfo

@@ -357,6 +357,12 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, os.path.dirname(os.path.abspath(args.evidence_lib)))
     from series import evidence as evidence_mod  # noqa: E402
 
+    unreadable = [path for path in args.config_file or ()
+                  if not os.access(path, os.R_OK)]
+    if unreadable:
+        print('boot check: cannot read the configuration file %s' %
+              ', '.join(unreadable), file=sys.stderr)
+        return 2
     installed = bool(args.config_file)
     if installed:
         # The operator's host: the nova installed there, no pristine tree.
