@@ -33,6 +33,7 @@ The guests' files go under ``/var/tmp`` and are removed afterwards (unless
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -192,6 +193,14 @@ def _nova_guest(uri: str, work: str, name_id: int, properties: dict,
         result['error'] = '%s: %s' % (type(ex).__name__, ex)
         return result
     result['xml'] = xml
+    if start:
+        # The host's decisions, as nova-compute makes them at start (the
+        # patched Host's; logged at INFO).
+        result['supports'] = {
+            name: getattr(drv._host, name)
+            for name in ('supports_stateless_firmware',
+                         'supports_stateless_secure_boot')
+            if hasattr(type(drv._host), name)}
     try:
         guest = drv._create_guest(ctxt, xml, instance, power_on=start)
     except Exception as ex:
@@ -230,6 +239,13 @@ def child_main(args: argparse.Namespace) -> int:
     sys.path.insert(0, os.path.dirname(args.evidence_lib))
     from series import evidence  # noqa: E402
 
+    if args.config_file:
+        # What the driver logs when it decides, as nova-compute would, on
+        # this process's output (the log file of the check), not into
+        # nova-compute's own log file.
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format='%(levelname)s %(name)s: %(message)s',
+                            force=True)
     props = STATELESS if args.guest == 'stateless' else STATEFUL
     result = _nova_guest(args.uri, args.work, args.name_id, props,
                          not args.define_only, evidence, args.timeout,
@@ -288,7 +304,13 @@ def _run_child(args, tree: str | None, label: str, guest: str,
         return {'error': 'the Nova process failed (exit %d):\n%s' %
                 (proc.returncode, tail)}
     with open(result_path) as f:
-        return json.load(f)
+        result = json.load(f)
+    with open(log_path, encoding='utf-8', errors='replace') as f:
+        result['decisions'] = [
+            line.strip() for line in f
+            if line.startswith(('INFO ', 'WARNING '))
+            and 'stateless firmware' in line]
+    return result
 
 
 def _stateful_problems(ev: dict) -> list[str]:
@@ -450,6 +472,10 @@ def main(argv: list[str]) -> int:
                 'installed' if installed else 'patched',
                 res.get('version', version), res.get('nova', '?'), guest,
                 res.get('name', '')))
+            for name, value in res.get('supports', {}).items():
+                print('%s: %s' % (name.replace('_', ' '), value))
+            for line in res.get('decisions', ()):
+                print('log: %s' % line)
             ev = res.get('evidence')
             if ev:
                 print('live <os>:\n%s' % ev['live_os_xml'])
