@@ -84,8 +84,20 @@ class ResourceRequest:
         image_meta = request_spec.image
         if image_meta is None:
             return res_req
-        if hardware.get_stateless_firmware_constraint(image_meta):
-            res_req._require_stateless_firmware(image_meta)
+        stateless, host_decides = hardware.get_stateless_firmware_request(
+            image_meta)
+        if stateless:
+            if host_decides:
+                # The guest boots the default firmware of the host's
+                # architecture: UEFI on aarch64, where stateless firmware
+                # must be supported, BIOS elsewhere, where the request is
+                # met by nature. So: a host with the trait, or one whose
+                # architecture trait says it boots BIOS.
+                res_req.required_any_traits.append(
+                    _STATELESS_OR_BIOS_HOST_TRAITS)
+            else:
+                res_req.required_traits.add(
+                    os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE)
         secure_boot = hardware.get_secure_boot_constraint(flavor, image_meta)
         if secure_boot == fields.SecureBoot.REQUIRED:
             res_req.required_traits.add(
@@ -103,18 +115,6 @@ class ResourceRequest:
             res_req.required_traits.add(
                 hardware.MEM_ENCRYPTION_MODEL_TRAITS[mem_encryption_model])
         return res_req
-
-    def _require_stateless_firmware(
-            self, image_meta: 'objects.ImageMeta') -> None:
-        if not hardware.firmware_type_depends_on_host(image_meta):
-            self.required_traits.add(
-                os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE)
-            return
-        # The guest boots the default firmware of the host's architecture:
-        # UEFI on aarch64, where stateless firmware must be supported, BIOS
-        # elsewhere, where the request is met by nature. So: a host with
-        # the trait, or one whose architecture trait says it boots BIOS.
-        self.required_any_traits.append(_STATELESS_OR_BIOS_HOST_TRAITS)
 
     def _add_flavor_resources(self, flavor: 'objects.Flavor',
                               is_bfv: bool) -> None:
