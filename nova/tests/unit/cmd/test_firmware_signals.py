@@ -14,6 +14,10 @@ class SignalGuardTestCase(test.NoDBTestCase):
     """Real signals, sent to this process."""
 
     def test_each_signal_interrupts_once(self):
+        # A test run started under nohup inherits SIGHUP ignored, which the
+        # guard rightly keeps: start from the default disposition.
+        previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        self.addCleanup(signal.signal, signal.SIGHUP, previous)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             with fs.SignalGuard('nova-firmware boot') as guard:
                 ex = self.assertRaises(fs.Interrupted, os.kill, os.getpid(),
