@@ -68,6 +68,8 @@ DB_PREFIX = 'upgrade_'
 CONTROL = ('nova-api', 'nova-conductor', 'nova-scheduler')
 #: Seconds an NVRAM file must stay the same to count as written.
 SETTLE = 8
+#: Seconds to wait for another cloud's ports to be free.
+PORTS_TIMEOUT = 3600
 
 
 # --- the virtualenvs of the releases upgraded to ----------------------------
@@ -235,6 +237,7 @@ class Upgrade:
         #: Each server's firmware after its last step.
         self.last: dict[str, checks.Snapshot] = {}
         self.findings: list[str] = []
+        self.observations: list[str] = []
         self.compute_version = rel.version
         self.kinds = {n: kind for n, (kind, _s) in checks.SERVERS.items()}
         self.new_servers = 0
@@ -248,6 +251,7 @@ class Upgrade:
             raise cloud_run.SetupFailed(name)
 
     def deploy(self) -> None:
+        wait_ports(self.ev.say)
         s = settings(self.work, self.path.name, self.built, self.state)
         self.s = s
         shutil.rmtree(s.run_dir, ignore_errors=True)
@@ -568,6 +572,35 @@ class Upgrade:
                   lambda: self.rebuild('fw-stateless', 'cloud-stateless'),
                   'ACTIVE on the same image; stateless')
 
+    def bad_input(self, column: str) -> None:
+        """What the upgraded API does with ``hw_firmware_stateless=ture``,
+        which the patched 2024.1 API refuses with a 400: printed, the
+        server (if any) deleted.
+        """
+        proc = self.cli.run(['openstack', 'server', 'create', '--image',
+                             'cloud-bad', '--flavor', 'cloud.tiny',
+                             '--nic', 'none', '--wait', 'fw-bad'],
+                            check=False)
+        out = evidence.one_line(proc.stderr + proc.stdout, 300)
+        servers = self.cli.os_json('server', 'list', '--name', '^fw-bad$')
+        if not servers:
+            seen = 'refused (exit %d): %s' % (proc.returncode, out)
+        else:
+            server = self.status.get('fw-bad')
+            seen = 'accepted (exit %d): server %s' % (proc.returncode,
+                                                     server['status'])
+            if server['status'] == 'ACTIVE':
+                self.kinds['fw-bad'] = 'stateless'
+                fw = self.snap('fw-bad')
+                seen += ', booted with %s' % fw.describe()
+            self.cli.os('server', 'delete', '--wait', 'fw-bad')
+            self.sc.domains.pop('fw-bad', None)
+            self.kinds.pop('fw-bad', None)
+        self.ev.say('%s: %s: server create with hw_firmware_stateless=ture: '
+                    '%s' % (self.path.name, column, seen))
+        self.observations.append('%s, %s: hw_firmware_stateless=ture %s' % (
+            self.path.name, column, seen))
+
     def every_server(self, column: str) -> None:
         """Hard reboot, then stop and start, each server."""
         names = [n for n in self.kinds if n in self.sc.domains]
@@ -650,6 +683,7 @@ class Upgrade:
         if self.path.rolling:
             self.upgrade_control(with_compute=False)
             column = '%s control, 29.4.0 compute' % target.release
+            self.bad_input(column)
             self.moves(column)
             self.log_grep()
             self.upgrade_compute()
@@ -660,12 +694,42 @@ class Upgrade:
             self.upgrade_control(with_compute=True)
             column = '%s' % target.release
             self.trait(column)
+            self.bad_input(column)
             self.moves(column)
             self.every_server(column)
         self.log_grep()
 
     def teardown(self) -> bool:
         return cloud_run.teardown(self.state, self.ev.say, DOMAIN_NAME)
+
+
+def ports_in_use(host: str = '127.0.0.1') -> list[str]:
+    """The API ports of a cloud that something listens on."""
+    used = []
+    for service, port in config_mod.PORTS.items():
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex((host, port)) == 0:
+                used.append('%s:%d' % (service, port))
+    return used
+
+
+def wait_ports(say: ty.Callable[[str], None],
+               timeout: float = PORTS_TIMEOUT) -> None:
+    """Wait for another cloud on this host (``tox -e cloud-RELEASE``,
+    which has the same ports) to end: the MariaDB, RabbitMQ and libvirt
+    daemons it started end with it.
+    """
+    deadline = time.monotonic() + timeout
+    used = ports_in_use()
+    if used:
+        say('another cloud listens on %s: waiting up to %d s for it to '
+            'end' % (', '.join(used), timeout))
+    while used:
+        if time.monotonic() > deadline:
+            raise cloud_run.SetupFailed('ports in use: %s' % ', '.join(used))
+        time.sleep(10)
+        used = ports_in_use()
 
 
 def stores(domain: str) -> dict[str, checks.Store]:
@@ -737,6 +801,7 @@ def main(argv: list[str] | None = None) -> int:
     rel = release_mod.load(ROOT, RELEASE)
     matrix = checks.Matrix()
     findings: list[str] = []
+    observations: list[str] = []
     times: dict[str, float] = {}
     interrupted = None
     clean = True
@@ -776,6 +841,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 times[name] = ev.clock() - start
                 findings += up.findings
+                observations += up.observations
                 ev.say('%s: tearing down' % name)
                 t0 = ev.clock()
                 ok = up.teardown()
@@ -797,6 +863,8 @@ def main(argv: list[str] | None = None) -> int:
           'that does so; FAIL)\n' + matrix.render(), flush=True)
     for line in findings:
         ev.say('FINDING: %s' % line)
+    for line in observations:
+        ev.say('SEEN: %s' % line)
     failed = bool(ev.failed) or not clean
     ev.say('times: %s' % ', '.join('%s %.0f s' % kv for kv in times.items()))
     ev.say('upgrade %s %s in %.0f s' % (
