@@ -714,22 +714,40 @@ def ports_in_use(host: str = '127.0.0.1') -> list[str]:
     return used
 
 
+def other_clouds() -> list[str]:
+    """Other runs of ``python3 -m tools.cloud`` on this host, read from
+    ``/proc`` (their command lines), as 'PID command'.
+    """
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            with open('/proc/%s/cmdline' % entry, 'rb') as f:
+                argv = f.read().split(b'\0')
+            words = [a.decode(errors='replace') for a in argv if a]
+            if checks.is_cloud_runner(words):
+                found.append('%s %s' % (entry, ' '.join(words[1:4])))
+    return found
+
+
 def wait_ports(say: ty.Callable[[str], None],
                timeout: float = PORTS_TIMEOUT) -> None:
     """Wait for another cloud on this host (``tox -e cloud-RELEASE``,
-    which has the same ports) to end: the MariaDB, RabbitMQ and libvirt
-    daemons it started end with it.
+    which has the same ports) to end, its teardown included: the
+    MariaDB, RabbitMQ and libvirt daemons it started end with it.
     """
     deadline = time.monotonic() + timeout
-    used = ports_in_use()
-    if used:
-        say('another cloud listens on %s: waiting up to %d s for it to '
-            'end' % (', '.join(used), timeout))
-    while used:
+    busy = ports_in_use() + other_clouds()
+    if busy:
+        say('another cloud runs (%s): waiting up to %d s for it to end' % (
+            ', '.join(busy), timeout))
+    while busy:
         if time.monotonic() > deadline:
-            raise cloud_run.SetupFailed('ports in use: %s' % ', '.join(used))
+            raise cloud_run.SetupFailed('another cloud: %s' % ', '.join(
+                busy))
         time.sleep(10)
-        used = ports_in_use()
+        busy = ports_in_use() + other_clouds()
 
 
 def stores(domain: str) -> dict[str, checks.Store]:

@@ -243,6 +243,17 @@ def keeps_store(nova_version: str) -> bool:
     return int(nova_version.split('.')[0]) >= 31
 
 
+def is_cloud_runner(argv: ty.Sequence[str]) -> bool:
+    """Whether a command line is a run of ``python3 -m tools.cloud``
+    (a cloud) or ``-m tools.cloud.upgrade``.
+    """
+    for i, word in enumerate(argv[:-1]):
+        if word == '-m' and argv[i + 1] in ('tools.cloud',
+                                            'tools.cloud.upgrade'):
+            return True
+    return False
+
+
 def version_problems(lines: ty.Iterable[str]) -> list[str]:
     """The lines of a service log that tell of a version mismatch."""
     return [line.rstrip('\n') for line in lines

@@ -252,6 +252,16 @@ class TestMatrixAndPlan(test.NoDBTestCase):
                          'upgrade-0000000a')
         self.assertNotEqual(upgrade.DB_PREFIX, 'cloud_')
 
+    def test_other_cloud_runs(self):
+        self.assertTrue(checks.is_cloud_runner(
+            ['/x/bin/python3', '-m', 'tools.cloud', 'cloud-2024.1']))
+        self.assertTrue(checks.is_cloud_runner(
+            ['python3', '-m', 'tools.cloud.upgrade', 'rolling']))
+        self.assertFalse(checks.is_cloud_runner(
+            ['python3', '-m', 'tools.series', 'series-2024.1']))
+        self.assertFalse(checks.is_cloud_runner(['vim', 'tools.cloud']))
+        self.assertFalse(checks.is_cloud_runner(['python3', '-m']))
+
     def test_unknown_path(self):
         err = self.useFixture(fixtures.MonkeyPatch('sys.stderr',
                                                    io.StringIO())).new_value
