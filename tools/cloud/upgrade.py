@@ -120,7 +120,10 @@ def settings(work: str, path: str, built: install.Built,
         admin_password=secrets.token_hex(12),
         instances_path=os.path.join(cloud_run.INSTANCES_ROOT,
                                     'upgrade-' + path, 'instances'),
-        db_prefix=DB_PREFIX, db_user='upgrade', rabbit_user='upgrade')
+        db_prefix=DB_PREFIX, db_user='upgrade',
+        # A name of its own each run: RabbitMQ keeps its users across
+        # restarts, and a run ended by SIGKILL leaves its user behind.
+        rabbit_user='upgrade-%s' % secrets.token_hex(3))
     state['settings'] = {f: getattr(s, f) for f in s.__dataclass_fields__}
     return s
 
