@@ -241,6 +241,8 @@ class Upgrade:
         self.last: dict[str, checks.Snapshot] = {}
         self.findings: list[str] = []
         self.observations: list[str] = []
+        #: Servers shelved and offloaded: no domain to read.
+        self.offloaded: set[str] = set()
         self.compute_version = rel.version
         self.kinds = {n: kind for n, (kind, _s) in checks.SERVERS.items()}
         self.new_servers = 0
@@ -343,7 +345,8 @@ class Upgrade:
                 now = self.snap(server, settle=kind == 'stateful')
                 verdict[0], seen = checks.check_kept(
                     kind, self.last.get(server), now,
-                    checks.keeps_store(self.compute_version))
+                    checks.keeps_store(self.compute_version),
+                    booted=action is not None)
             except Exception as ex:
                 errors = self.logs.errors()
                 if errors:
@@ -391,6 +394,7 @@ class Upgrade:
                     self.before[name] = self.last[name] = self.snap(name)
                     self.cli.os('server', 'shelve', '--wait', name)
                     self.sc.wait_status(name, 'SHELVED_OFFLOADED')
+                    self.offloaded.add(name)
                     domains = self.cli.virsh('list', '--all', '--name')
                     if self.sc.domains[name] in domains.split():
                         raise StepError('shelved, but %s is still defined'
@@ -604,6 +608,16 @@ class Upgrade:
         self.observations.append('%s, %s: hw_firmware_stateless=ture %s' % (
             self.path.name, column, seen))
 
+    def untouched(self, column: str) -> None:
+        """Each server with a domain, as the upgrade left it: nothing
+        booted, so a stateful server's NVRAM has the same bytes.
+        """
+        for name in self.kinds:
+            if name in self.sc.domains and name not in self.offloaded:
+                self.step(column + ': untouched', name, None,
+                          '%s firmware as before, NVRAM byte for byte' %
+                          self.kinds[name])
+
     def every_server(self, column: str) -> None:
         """Hard reboot, then stop and start, each server."""
         names = [n for n in self.kinds if n in self.sc.domains]
@@ -634,6 +648,7 @@ class Upgrade:
     def unshelve(self, name: str) -> None:
         self.cli.os('server', 'unshelve', '--wait', name)
         self.sc.wait_status(name, 'ACTIVE', 120)
+        self.offloaded.discard(name)
 
     def rebuild(self, name: str, image: str) -> None:
         self.cli.os('server', 'rebuild', '--image', image, '--wait', name)
@@ -686,17 +701,20 @@ class Upgrade:
         if self.path.rolling:
             self.upgrade_control(with_compute=False)
             column = '%s control, 29.4.0 compute' % target.release
+            self.untouched(column)
             self.bad_input(column)
             self.moves(column)
             self.log_grep()
             self.upgrade_compute()
             column = '%s compute' % target.release
             self.trait(column)
+            self.untouched(column)
             self.every_server(column)
         else:
             self.upgrade_control(with_compute=True)
             column = '%s' % target.release
             self.trait(column)
+            self.untouched(column)
             self.bad_input(column)
             self.moves(column)
             self.every_server(column)

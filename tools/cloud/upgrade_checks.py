@@ -79,9 +79,13 @@ SERVERS = {
 #: Service log lines that tell of an RPC or versioned object that one
 #: side could not read: a backport asked of the conductor, a version a
 #: service does not know, a pin it cannot honour.
+#: Not the names of the RPC calls themselves: a call to the conductor
+#: that timed out while it was stopped for the upgrade shows
+#: ``object_class_action_versions`` in its traceback.
 VERSION_PROBLEMS = re.compile(
-    r'object_class_action_versions|object_backport|IncompatibleObjectVersion'
-    r'|ObjectActionError|UnsupportedVersion|RPC version cap'
+    r'IncompatibleObjectVersion|Version [0-9.]+ of \w+ is not supported'
+    r'|ObjectActionError|UnsupportedObjectError|Unsupported object type'
+    r'|UnsupportedVersion|RPC version cap'
     r'|Endpoint does not support RPC version'
     r'|requested version .* is newer than', re.IGNORECASE)
 #: Other lines worth showing when a step fails.
@@ -168,12 +172,15 @@ FAILED = 'FAIL'
 
 
 def check_kept(kind: str, before: Snapshot | None, now: Snapshot,
-               keeps_store: bool = True) -> tuple[str, str]:
+               keeps_store: bool = True,
+               booted: bool = True) -> tuple[str, str]:
     """(verdict, what ``now`` shows) if the server kept the firmware of
     ``kind``; else :class:`StepError` saying what changed.
 
     A stateful server must keep its NVRAM file: byte for byte when it
-    did not boot since ``before``, its boot counter grown when it did.
+    did not boot since ``before`` (``booted`` False), its boot counter
+    grown when it did. The same bytes after a boot are a store made anew
+    and booted as often as the old one had been.
     Where the compute recreates the store at a hard reboot or a start
     (``keeps_store`` False: nova before 2025.1 undefines the domain with
     its NVRAM there), a store that starts counting again is the verdict
@@ -211,7 +218,11 @@ def check_kept(kind: str, before: Snapshot | None, now: Snapshot,
         old = before.nvram.get(fw.nvram)
         if old is None:
             raise StepError('%s had no file before' % fw.nvram)
-        if old.sha256 == store.sha256:
+        if not booted:
+            if old.sha256 != store.sha256:
+                raise StepError('stateful: %s changed without a boot: '
+                                'sha256 %s -> %s' % (name, old.sha256[:12],
+                                                     store.sha256[:12]))
             return OK, 'stateful: %s unchanged (sha256 %s)' % (
                 name, store.sha256[:12])
         if (old.boots is not None and store.boots is not None and

@@ -130,9 +130,18 @@ class TestCheckKept(test.NoDBTestCase):
     def test_stateful_unchanged(self):
         before = stateful(store(2))
         verdict, seen = checks.check_kept('stateful', before,
-                                          stateful(store(2)))
+                                          stateful(store(2)), booted=False)
         self.assertEqual(checks.OK, verdict)
         self.assertIn('unchanged', seen)
+
+    def test_stateful_the_same_bytes_after_a_boot(self):
+        # Made anew from the template and booted once, as it had been:
+        # the bytes are the same, the counter did not grow.
+        before, now = stateful(store(1)), stateful(store(1))
+        self.assertRaisesRegex(evidence.StepError, 'boot counter 1 -> 1',
+                               checks.check_kept, 'stateful', before, now)
+        self.assertEqual(checks.RESET, checks.check_kept(
+            'stateful', before, now, keeps_store=False)[0])
 
     def test_stateful_counted_on(self):
         verdict, seen = checks.check_kept('stateful', stateful(store(2)),
@@ -152,7 +161,11 @@ class TestCheckKept(test.NoDBTestCase):
         self.assertIn('4 -> 1', seen)
 
     def test_stateful_changed_without_a_boot(self):
-        # The same count, other bytes: written by something else.
+        self.assertRaisesRegex(evidence.StepError, 'without a boot',
+                               checks.check_kept, 'stateful',
+                               stateful(store(2)), stateful(store(3)),
+                               booted=False)
+        # After a boot, the same count and other bytes: not counted on.
         self.assertRaises(evidence.StepError, checks.check_kept,
                           'stateful', stateful(store(2)),
                           stateful(store(2, extra=b'x')))
@@ -192,13 +205,19 @@ class TestLogsAndStatus(test.NoDBTestCase):
     def test_version_problems(self):
         lines = [
             'INFO nova.service Starting compute node (version 30.3.0)',
+            # A call to a stopped conductor, timed out: its traceback.
+            'ERROR nova.compute.manager     result = cls.indirection_api.'
+            'object_class_action_versions(',
+            'ERROR nova.compute.manager oslo_messaging.exceptions.'
+            'MessagingTimeout: Timed out waiting for a reply',
             'ERROR oslo_messaging.rpc.server IncompatibleObjectVersion: '
             'Version 1.39 of ImageMetaProps is not supported',
-            'DEBUG nova.conductor Calling object_backport_versions',
+            'ERROR nova.objects Version 1.39 of ImageMetaProps is not '
+            'supported',
             'WARNING nova.compute.rpcapi Endpoint does not support RPC '
             'version 6.4',
         ]
-        self.assertEqual(lines[1:], checks.version_problems(lines))
+        self.assertEqual(lines[3:], checks.version_problems(lines))
 
     def test_error_lines(self):
         lines = ['INFO ok', 'ERROR a', 'Traceback (most recent call last):',
