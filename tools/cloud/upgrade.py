@@ -70,6 +70,8 @@ CONTROL = ('nova-api', 'nova-conductor', 'nova-scheduler')
 SETTLE = 8
 #: Seconds to wait for another cloud's ports to be free.
 PORTS_TIMEOUT = 3600
+#: Seconds a restarted nova-compute may take to report its state.
+COMPUTE_TIMEOUT = 600
 
 
 # --- the virtualenvs of the releases upgraded to ----------------------------
@@ -465,7 +467,7 @@ class Upgrade:
                    'nova %s' % target.nova, databases)
 
         def start() -> str:
-            offset = self.log_size('nova-compute')
+            since = self.db_now()
             new.start_api('nova-api')
             new.wait_api('nova-api')
             for name in CONTROL[1:]:
@@ -473,7 +475,7 @@ class Upgrade:
             if with_compute:
                 new.start_nova('nova-compute')
                 self.compute_version = target.nova
-                self.wait_compute(new, offset)
+                self.wait_compute(new, since)
             for name in CONTROL[1:]:
                 new.wait_log(name, 0, 'Starting %s node (version %s)' % (
                     name.split('-', 1)[1], target.nova))
@@ -495,34 +497,46 @@ class Upgrade:
 
         def compute() -> str:
             new.stop(['nova-compute'])
-            offset = self.log_size('nova-compute')
+            since = self.db_now()
             new.write_nova(compute=True)
             new.start_nova('nova-compute')
             self.compute_version = target.nova
-            return self.wait_compute(new, offset)
+            return self.wait_compute(new, since)
         self.phase('nova-compute %s' % target.nova,
                    'the compute restarted on nova %s (unpatched)' %
                    target.nova, compute)
         self.phase('service versions', 'every service upgraded',
                    self.service_versions)
 
-    def log_size(self, name: str) -> int:
-        with contextlib.suppress(OSError):
-            return os.path.getsize(os.path.join(self.s.log_dir,
-                                                name + '.log'))
-        return 0
-
-    def wait_compute(self, new: Nova, offset: int) -> str:
+    def wait_compute(self, new: Nova, since: str) -> str:
+        """The restarted compute's first report of its state after
+        ``since`` (the database's clock): a service reports only once it
+        has started, after its first update of the resources (inventory
+        and traits) in placement.
+        """
         target = checks.TARGETS[self.path.target]
-        started = new.wait_log('nova-compute', offset,
+        started = new.wait_log('nova-compute', 0,
                                'Starting compute node (version %s)' %
                                target.nova)
-        # The resource tracker reports its view after it has updated the
-        # provider (inventory and traits) in placement.
-        final = new.wait_log('nova-compute', offset, 'Final resource view',
-                             timeout=300)
-        return '%s | %s' % (evidence.one_line(started, 120),
-                            evidence.one_line(final, 120))
+        deadline = time.monotonic() + COMPUTE_TIMEOUT
+        while True:
+            new._check_alive('nova-compute')
+            seen = system.mysql(
+                "SELECT updated_at FROM `%snova`.services WHERE `binary` = "
+                "'nova-compute' AND deleted = 0 AND updated_at > '%s'" % (
+                    DB_PREFIX, since)).strip()
+            if seen:
+                break
+            if time.monotonic() > deadline:
+                raise services_mod.ServiceFailed(
+                    'nova-compute %s reported no state in %d s' % (
+                        target.nova, COMPUTE_TIMEOUT))
+            time.sleep(3)
+        return '%s; reported its state at %s' % (
+            evidence.one_line(started, 120), seen)
+
+    def db_now(self) -> str:
+        return system.mysql('SELECT UTC_TIMESTAMP()').strip()
 
     def service_versions(self) -> str:
         rows = system.mysql(
