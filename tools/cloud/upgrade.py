@@ -760,11 +760,19 @@ def ports_in_use(host: str = '127.0.0.1') -> list[str]:
     return used
 
 
+def _namespaces(pid: str) -> tuple[str, str]:
+    return tuple(os.readlink('/proc/%s/ns/%s' % (pid, ns))
+                 for ns in ('net', 'mnt'))
+
+
 def other_clouds() -> list[str]:
     """Other runs of ``python3 -m tools.cloud`` on this host, read from
-    ``/proc`` (their command lines), as 'PID command'.
+    ``/proc`` (their command lines), as 'PID command'. A run in network
+    and mount namespaces of its own (its own ports, its own ``/run`` and
+    MariaDB) is not in the way.
     """
     found = []
+    ours = _namespaces('self')
     for entry in os.listdir('/proc'):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
@@ -772,7 +780,10 @@ def other_clouds() -> list[str]:
             with open('/proc/%s/cmdline' % entry, 'rb') as f:
                 argv = f.read().split(b'\0')
             words = [a.decode(errors='replace') for a in argv if a]
-            if checks.is_cloud_runner(words):
+            if not checks.is_cloud_runner(words):
+                continue
+            theirs = _namespaces(entry)
+            if theirs[0] == ours[0] or theirs[1] == ours[1]:
                 found.append('%s %s' % (entry, ' '.join(words[1:4])))
     return found
 
