@@ -53,6 +53,7 @@ from tools.cloud import scenario as scenario_mod
 from tools.cloud import services as services_mod
 from tools.cloud import system
 from tools.cloud import upgrade_checks as checks
+from tools import libvirt_daemons
 from tools.series import release as release_mod
 from tools.series import run as series_run
 
@@ -271,7 +272,7 @@ class Upgrade:
         self.new = Nova(s, self.cloud, target, self.procs, self.ev.say)
 
         def system_services() -> str:
-            system.libvirt_start(self.state, self.procs, s, self.ev.say)
+            libvirt_start(self.procs, s, self.ev.say)
             system.mariadb_start(self.state, self.ev.say)
             system.rabbitmq_start(self.state, self.procs, s, self.ev.say)
             return 'libvirt, MariaDB, RabbitMQ up'
@@ -758,6 +759,37 @@ def ports_in_use(host: str = '127.0.0.1') -> list[str]:
             if sock.connect_ex((host, port)) == 0:
                 used.append('%s:%d' % (service, port))
     return used
+
+
+def _answers(path: str) -> bool:
+    """Whether a daemon listens on the UNIX socket ``path``."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(path) == 0
+
+
+def libvirt_start(procs: processes.Processes, s: config_mod.Settings,
+                  say: ty.Callable[[str], None]) -> None:
+    """The libvirt daemons, unless they answer on their sockets here.
+
+    A daemon of the same name may run in another mount namespace (a
+    cloud in a sandbox of its own) with its sockets there: its process
+    is no daemon of ours.
+    """
+    wanted = [(name, sock) for name, sock in libvirt_daemons.DAEMONS
+              if not _answers(sock)]
+    if not wanted:
+        say('libvirt daemons answer: using them, leaving them running')
+        return
+    reason = libvirt_daemons.why_not(name for name, _sock in wanted)
+    if reason:
+        raise system.ServiceError('cannot start the libvirt daemons: %s' %
+                                  reason)
+    for name, sock in wanted:
+        proc = libvirt_daemons.start(name, sock, s.log_dir)
+        procs.record(name, proc.pid, os.path.join(s.log_dir, name + '.log'),
+                     group='system')
+        say('%s started (pid %d)' % (name, proc.pid))
 
 
 def _namespaces(pid: str) -> tuple[str, str]:
