@@ -98,8 +98,13 @@ def cloud_pids(state: processes.State, procs: processes.Processes
     return pids
 
 
-def teardown(state: processes.State, say: ty.Callable[[str], None]) -> bool:
-    """End and remove everything ``state`` records; True when clean."""
+def teardown(state: processes.State, say: ty.Callable[[str], None],
+             domain_pattern: ty.Pattern[str] | None = None) -> bool:
+    """End and remove everything ``state`` records; True when clean.
+
+    ``domain_pattern``: the names of the domains the cloud made, when its
+    instance name template is not this module's.
+    """
     old = {sig: signal.signal(sig, signal.SIG_IGN)
            for sig in (signal.SIGINT, signal.SIGTERM)}
     clean = True
@@ -108,7 +113,7 @@ def teardown(state: processes.State, say: ty.Callable[[str], None]) -> bool:
         procs.stop_all('openstack')
         saved = state['settings'] or {}
         try:
-            clean = remove_domains(say) and clean
+            clean = remove_domains(say, domain_pattern) and clean
         except Exception as ex:
             say('domains: %s' % ex)
             clean = False
@@ -142,8 +147,11 @@ def teardown(state: processes.State, say: ty.Callable[[str], None]) -> bool:
     return clean
 
 
-def remove_domains(say: ty.Callable[[str], None]) -> bool:
-    """Destroy and undefine what this cloud's name template made."""
+def remove_domains(say: ty.Callable[[str], None],
+                   pattern: ty.Pattern[str] | None = None) -> bool:
+    """Destroy and undefine what this cloud's name template made (or
+    the domains ``pattern`` matches).
+    """
     proc = subprocess.run(['virsh', '-c', 'qemu:///system', 'list', '--all',
                            '--name'], text=True, capture_output=True,
                           stdin=subprocess.DEVNULL, timeout=60)
@@ -151,7 +159,8 @@ def remove_domains(say: ty.Callable[[str], None]) -> bool:
         say('libvirt not reachable, no domain to remove: %s' %
             proc.stderr.strip())
         return True
-    domains = scenario_mod.cloud_domains(proc.stdout)
+    domains = (sorted(n for n in proc.stdout.split() if pattern.match(n))
+               if pattern else scenario_mod.cloud_domains(proc.stdout))
     for name in domains:
         for args in (['destroy', name], ['undefine', '--nvram', name]):
             subprocess.run(['virsh', '-c', 'qemu:///system', *args],
