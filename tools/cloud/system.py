@@ -315,12 +315,23 @@ def prepare_host(compute: config_mod.Compute) -> None:
             os.makedirs(compute.host_path(path), exist_ok=True)
     etc = compute.host_path('/etc/libvirt')
     if not os.path.isdir(etc):
-        shutil.copytree('/etc/libvirt', etc, symlinks=True)
+        shutil.copytree('/etc/libvirt', etc, symlinks=True,
+                        ignore=_no_guests)
     autostart = os.path.join(etc, 'qemu', 'networks', 'autostart')
     if os.path.isdir(autostart):
         for entry in os.listdir(autostart):
             os.unlink(os.path.join(autostart, entry))
     os.chmod(root, 0o755)
+
+
+def _no_guests(directory: str, names: list[str]) -> list[str]:
+    """What of /etc/libvirt a second host does not copy: the domains
+    defined on this one (``qemu/*.xml``, ``qemu/autostart``), which its
+    nova-compute would take for instances of its own.
+    """
+    if os.path.normpath(directory) != '/etc/libvirt/qemu':
+        return []
+    return [n for n in names if n.endswith('.xml') or n == 'autostart']
 
 
 def in_host(holder: int, argv: list[str]) -> list[str]:

@@ -251,6 +251,17 @@ class TestSystem(test.NoDBTestCase):
         self.assertIn('ERL_EPMD_ADDRESS=127.0.0.1', lines)
         self.assertEqual(text, system.rabbitmq_env(text))
 
+    def test_second_host_copies_no_guest(self):
+        names = ['networks', 'autostart', 'upgrade-00000001.xml',
+                 'cloud-00000002.xml']
+        self.assertEqual(['autostart', 'upgrade-00000001.xml',
+                          'cloud-00000002.xml'],
+                         system._no_guests('/etc/libvirt/qemu/', names))
+        self.assertEqual([], system._no_guests('/etc/libvirt/qemu/networks',
+                                               ['default.xml']))
+        self.assertEqual([], system._no_guests('/etc/libvirt',
+                                               ['qemu.conf', 'x.xml']))
+
 
 class TestEvidence(test.NoDBTestCase):
 
