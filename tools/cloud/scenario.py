@@ -271,11 +271,16 @@ class Scenario:
             time.sleep(1)
 
     def wait_settled(self, name: str, timeout: float = 300) -> dict:
-        """The server once it is ACTIVE or ERROR."""
+        """The server once it is ACTIVE, or ERROR with its fault.
+
+        The conductor records an instance's ERROR state and then, a
+        moment later, its fault: a poll in between sees no fault.
+        """
         deadline = time.monotonic() + timeout
         while True:
             server = self.poll(name)
-            if server['status'] in ('ACTIVE', 'ERROR'):
+            if server['status'] == 'ACTIVE' or (
+                    server['status'] == 'ERROR' and server.get('fault')):
                 return server
             if time.monotonic() > deadline:
                 raise StepError('%s is %s after %d s' % (
