@@ -290,8 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
                     'stateless firmware is supported and every reason '
                     'behind the answer; the loader a stateless guest would '
                     'get and the form of its XML; and the traits the '
-                    'compute service would report to placement. Exits 0 '
-                    'when supported, 1 when not.')
+                    'compute service would report to placement. The '
+                    'decision is made by this tree\'s code, not by the '
+                    'Nova installed on the host; for a host running a '
+                    'patched Nova release, the output names that '
+                    'release\'s boot check. Exits 0 when supported, 1 '
+                    'when not.')
     _add_global_options(check, after_command=True)
 
     xml = commands.add_parser(
@@ -588,6 +592,26 @@ def _stateless_os_element(driver: libvirt_driver.LibvirtDriver) -> str:
         driver._get_guest_xml(instance, instance.image_meta))
 
 
+#: The Nova releases this tree's patch series carry the feature to: a host
+#: running one of them decides with that release's patched code, which
+#: ``check`` does not run (``series/RELEASE/boot_check.py`` does).
+SERIES_RELEASES = ('2024.1', '2026.1', '2026.2')
+
+
+def decision_fields() -> dict:
+    """Whose decision ``check`` shows, and how to ask a patched release."""
+    config = (CONF.config_file or ['/etc/nova/nova.conf'])[0]
+    return {
+        'decision_logic': (
+            "this tree's (nova-firmware), not that of the Nova installed "
+            "on this host"),
+        'patched_release': (
+            'on a host running a patched Nova %s, ask its own code: '
+            'python3 series/RELEASE/boot_check.py --config-file %s' % (
+                ', '.join(SERIES_RELEASES), config)),
+    }
+
+
 def check_report(driver: libvirt_driver.LibvirtDriver,
                  sources: ty.Mapping[str, str]) -> dict:
     """What ``check`` prints, from an initialized driver.
@@ -625,6 +649,7 @@ def check_report(driver: libvirt_driver.LibvirtDriver,
             if loader is not None else None),
         'xml_form': support.xml_form,
     }
+    report.update(decision_fields())
     if support.supported:
         report['os_element'] = _stateless_os_element(driver)
     report['traits'] = sorted(provider.traits)

@@ -209,26 +209,31 @@ class ImageMetaProps(base.NovaObject):
         for name in cls.fields:
             if name not in props:
                 continue
+            value = props[name]
             try:
-                obj._set_checked(name, props[name], sources[name])
-            except exception.InvalidImagePropertyValue as ex:
+                if name in _BOOLEANS:
+                    obj._set_boolean(name, value)
+                else:
+                    setattr(obj, name, value)
+            except (ValueError, TypeError):
+                error = exception.InvalidImagePropertyValue(
+                    name=sources[name], value=value,
+                    accepted=accepted_values(name))
                 if strict:
-                    raise
-                obj._set_stored(name, props[name], ex, instance)
+                    raise error from None
+                obj._set_stored(name, value, error, instance)
         return obj
 
-    def _set_checked(self, name: str, value: ty.Any,
-                     source: ty.Optional[str] = None) -> None:
-        field = self.fields[name]
-        try:
-            if (isinstance(field, fields.FlexibleBooleanField) and
-                    not isinstance(value, bool)):
-                value = strutils.bool_from_string(value, strict=True)
-            setattr(self, name, value)
-        except (ValueError, TypeError):
-            raise exception.InvalidImagePropertyValue(
-                name=source or name, value=value,
-                accepted=accepted_values(name))
+    def _set_boolean(self, name: str, value: ty.Any) -> None:
+        """Set a boolean property, read strictly.
+
+        The field would read the value again, leniently, on ``setattr``:
+        the boolean read here is stored as the field stores it.
+        """
+        if not isinstance(value, bool):
+            value = strutils.bool_from_string(value, strict=True)
+        setattr(self, _STORAGE[name], value)
+        self._changed_fields.add(name)
 
     def _set_stored(self, name: str, value: ty.Any,
                     error: exception.InvalidImagePropertyValue,
@@ -252,6 +257,10 @@ class ImageMetaProps(base.NovaObject):
 
 #: Where each image property is stored on ImageMetaProps, by its name.
 _STORAGE = {name: base.get_attrname(name) for name in ImageMetaProps.fields}
+#: The image properties that are booleans.
+_BOOLEANS = frozenset(
+    name for name, field in ImageMetaProps.fields.items()
+    if isinstance(field, fields.FlexibleBooleanField))
 
 
 def accepted_values(name: str) -> str:

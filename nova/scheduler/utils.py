@@ -29,9 +29,10 @@ TRAIT_FORBIDDEN = 'forbidden'
 #: Prefix of the traits naming a host's CPU architecture.
 ARCH_TRAIT_PREFIX = 'HW_ARCH_'
 
-#: Characters a query value carries unencoded: those no URL encoding
-#: changes, and the separators placement reads (``to_querystring``).
-_QUERY_SAFE = re.compile(r'[A-Za-z0-9_.~,:!-]*')
+#: A query whose names and values need no encoding: the characters no URL
+#: encoding changes, the separators placement reads, and those of the
+#: query itself (``to_querystring``).
+_QUERY_SAFE = re.compile(r'[A-Za-z0-9_.~,:!=&-]*')
 
 #: The traits of which a host needs one for a stateless request whose
 #: firmware its architecture decides: the stateless firmware trait, or the
@@ -84,8 +85,20 @@ class ResourceRequest:
         image_meta = request_spec.image
         if image_meta is None:
             return res_req
-        if hardware.get_stateless_firmware_constraint(image_meta):
-            res_req._require_stateless_firmware(image_meta)
+        stateless, host_decides = hardware.get_stateless_firmware_request(
+            image_meta)
+        if stateless:
+            if host_decides:
+                # The guest boots the default firmware of the host's
+                # architecture: UEFI on aarch64, where stateless firmware
+                # must be supported, BIOS elsewhere, where the request is
+                # met by nature. So: a host with the trait, or one whose
+                # architecture trait says it boots BIOS.
+                res_req.required_any_traits.append(
+                    _STATELESS_OR_BIOS_HOST_TRAITS)
+            else:
+                res_req.required_traits.add(
+                    os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE)
         secure_boot = hardware.get_secure_boot_constraint(flavor, image_meta)
         if secure_boot == fields.SecureBoot.REQUIRED:
             res_req.required_traits.add(
@@ -103,18 +116,6 @@ class ResourceRequest:
             res_req.required_traits.add(
                 hardware.MEM_ENCRYPTION_MODEL_TRAITS[mem_encryption_model])
         return res_req
-
-    def _require_stateless_firmware(
-            self, image_meta: 'objects.ImageMeta') -> None:
-        if not hardware.firmware_type_depends_on_host(image_meta):
-            self.required_traits.add(
-                os_traits.COMPUTE_SECURITY_STATELESS_FIRMWARE)
-            return
-        # The guest boots the default firmware of the host's architecture:
-        # UEFI on aarch64, where stateless firmware must be supported, BIOS
-        # elsewhere, where the request is met by nature. So: a host with
-        # the trait, or one whose architecture trait says it boots BIOS.
-        self.required_any_traits.append(_STATELESS_OR_BIOS_HOST_TRAITS)
 
     def _add_flavor_resources(self, flavor: 'objects.Flavor',
                               is_bfv: bool) -> None:
@@ -177,14 +178,19 @@ class ResourceRequest:
             qparams.append(('required', 'in:' + ','.join(sorted(any_of))))
         if self.limit is not None:
             qparams.append(('limit', str(self.limit)))
-        # As parse.urlencode(sorted(qparams), safe=',:!') writes it; the
-        # names are plain words, and a value of letters, digits and the
-        # separators (every standard trait and resource class) is its own
-        # encoding, so only other values go through the encoder.
-        return '&'.join(
-            '%s=%s' % (name, value if _QUERY_SAFE.fullmatch(value)
-                       else parse.quote_plus(value, safe=',:!'))
-            for name, value in sorted(qparams))
+        qparams.sort()
+        # As parse.urlencode(qparams, safe=',:!') writes it. The names are
+        # plain words and a value of letters, digits and the separators
+        # placement reads (every standard trait and resource class, the
+        # amounts) is its own encoding: such a query is checked whole, in
+        # one pass, rather than value by value. One '=' per parameter and
+        # one '&' between two say that no value holds either.
+        query = '&'.join(map('='.join, qparams))
+        if (_QUERY_SAFE.fullmatch(query) and
+                query.count('=') == len(qparams) and
+                query.count('&') == len(qparams) - 1):
+            return query
+        return parse.urlencode(qparams, safe=',:!')
 
     def __repr__(self) -> str:
         return '<ResourceRequest %s>' % self.to_querystring()

@@ -56,18 +56,6 @@ def get_firmware_type(image_meta: 'objects.ImageMeta',
     return fields.FirmwareType.BIOS
 
 
-def firmware_type_depends_on_host(image_meta: 'objects.ImageMeta') -> bool:
-    """Whether the guest's firmware is only known once a host is chosen.
-
-    An image that sets neither ``hw_firmware_type`` nor ``hw_architecture``
-    boots the default firmware of the host's architecture: BIOS on x86,
-    UEFI on aarch64.
-    """
-    props = image_meta.properties
-    return (props.get('hw_firmware_type') is None and
-            props.get('hw_architecture') is None)
-
-
 def get_stateless_firmware_constraint(
     image_meta: 'objects.ImageMeta',
     arch: ty.Optional[str] = None,
@@ -75,28 +63,46 @@ def get_stateless_firmware_constraint(
     """Return whether the image asks for stateless firmware.
 
     :param arch: the guest architecture where the caller knows it, as for
-        :func:`get_firmware_type`. Without it, an image whose firmware
-        depends on the host (:func:`firmware_type_depends_on_host`) is
-        taken at its word: it may land on a host that boots it UEFI.
+        :func:`get_firmware_type`. Without it, an image that names neither
+        ``hw_firmware_type`` nor ``hw_architecture``, whose firmware the
+        host's architecture decides, is taken at its word: it may land on
+        a host that boots it UEFI.
     :returns: None when ``hw_firmware_stateless`` is unset, or when the
         guest boots BIOS: BIOS keeps no variable store, so the request is
         satisfied by nature and no host capability is needed (it is logged
         and ignored, rather than failing late on a compute host). Otherwise
         the boolean the image set.
     """
+    return get_stateless_firmware_request(image_meta, arch)[0]
+
+
+def get_stateless_firmware_request(
+    image_meta: 'objects.ImageMeta',
+    arch: ty.Optional[str] = None,
+) -> tuple[ty.Optional[bool], bool]:
+    """Return the stateless firmware constraint and who decides the firmware.
+
+    For the scheduler, which needs both from one reading of the image.
+
+    :param arch: as for :func:`get_stateless_firmware_constraint`.
+    :returns: a tuple of :func:`get_stateless_firmware_constraint`'s answer
+        and whether the guest's firmware is only known once a host is
+        chosen: true for an image that sets neither ``hw_firmware_type``
+        nor ``hw_architecture`` when ``arch`` is not given (it boots BIOS
+        on x86 hosts, UEFI on aarch64 ones). The second is false whenever
+        the first is None.
+    """
     # The API and the scheduler ask this of every request: each property
     # is read once, and only when the answer depends on it.
     props = image_meta.properties
     stateless = props.get('hw_firmware_stateless')
     if stateless is None:
-        return None
+        return None, False
     firmware_type = props.get('hw_firmware_type')
     if firmware_type is None:
         guest_arch = arch or props.get('hw_architecture')
         if guest_arch is None:
-            # The host's architecture decides (see
-            # firmware_type_depends_on_host).
-            return stateless
+            return stateless, True
         firmware_type = (fields.FirmwareType.UEFI
                          if guest_arch in UEFI_DEFAULT_ARCHITECTURES
                          else fields.FirmwareType.BIOS)
@@ -106,8 +112,8 @@ def get_stateless_firmware_constraint(
                 "Image property 'hw_firmware_stateless' is ignored for an "
                 "image booting BIOS firmware, which has no NVRAM; set "
                 "'hw_firmware_type=uefi' to boot stateless UEFI firmware.")
-        return None
-    return stateless
+        return None, False
+    return stateless, False
 
 
 def _get_flavor_image_meta(

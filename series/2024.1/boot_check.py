@@ -14,10 +14,21 @@ own text on the serial console (``tools/series/evidence.py``).
 The instance is built in memory (no database, no image service): the
 compute manager's part of a spawn is out of scope here and covered by the
 series' functional tests.
+
+On a compute host that runs the patched release, the same check runs
+with the Nova installed there, reading its configuration as nova-compute
+does (``[libvirt] virt_type``, ``kvm`` when unset, and
+``[libvirt] connection_uri``, ``qemu:///system`` when unset)::
+
+    python3 series/2024.1/boot_check.py --config-file /etc/nova/nova.conf
+
+The guest's files go under ``/var/tmp`` and are removed afterwards (unless
+``--keep``); nothing of the compute service's is touched.
 """
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -29,6 +40,11 @@ import uuid
 #: QEMU configuration of an embedded driver: there is no virtlogd, so QEMU's
 #: output goes to plain files; as root, QEMU runs as root.
 EMBED_QEMU_CONF = 'stdio_handler = "file"\nuser = "root"\ngroup = "root"\n'
+
+#: tools/series of the checkout this file is in, where evidence.py lives.
+DEFAULT_EVIDENCE_LIB = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
+    'tools', 'series')
 
 STATELESS_IMAGE = {
     'id': '4e1d4ab2-5a0c-4d5e-9b7c-2d1c9b0f6a01',
@@ -55,12 +71,20 @@ def parse_args(argv=None):
     parser.add_argument('--timeout', type=float, default=180.0,
                         help='seconds to wait for the firmware on the '
                              'serial console (TCG is slow under load)')
-    parser.add_argument('--evidence-lib', required=True,
-                        help='directory of evidence.py')
-    parser.add_argument('--work', required=True,
+    parser.add_argument('--config-file', action='append', metavar='PATH',
+                        help='read this nova configuration (repeatable), '
+                             'as nova-compute does: its [libvirt] '
+                             'virt_type (kvm when unset) and '
+                             'connection_uri (qemu:///system when unset) '
+                             'are used, not the embedded TCG defaults')
+    parser.add_argument('--evidence-lib', default=DEFAULT_EVIDENCE_LIB,
+                        help='directory of evidence.py (default: '
+                             'tools/series of this checkout)')
+    parser.add_argument('--work',
                         help='directory for the instance files on the '
                              'embedded connection (a daemon\'s guests go '
-                             'under /var/tmp, where QEMU can reach them)')
+                             'under /var/tmp, where QEMU can reach them; '
+                             'default: a new temporary directory)')
     return parser.parse_args(argv)
 
 
@@ -74,17 +98,28 @@ def embed_root_for(args):
     return root
 
 
-def configure(uri, instances_path):
+def read_config(config_files):
+    """Parse the command line nova-compute would get, and nothing else."""
     import nova.conf
     from nova import config
     CONF = nova.conf.CONF
-    config.parse_args([], configure_db=False, init_rpc=False)
+    argv = ['boot_check']
+    for path in config_files or ():
+        argv += ['--config-file', path]
+    config.parse_args(argv, configure_db=False, init_rpc=False)
     # as the compute manager does when it starts
     nova.conf.neutron.register_dynamic_opts(CONF)
     nova.conf.devices.register_dynamic_opts(CONF)
-    CONF.set_override('virt_type', 'qemu', group='libvirt')
+    return CONF
+
+
+def configure(CONF, uri, instances_path, from_files):
+    if not from_files:
+        CONF.set_override('virt_type', 'qemu', group='libvirt')
     CONF.set_override('connection_uri', uri, group='libvirt')
     CONF.set_override('instances_path', instances_path)
+    # a local disk whatever the compute host's image backend is
+    CONF.set_override('images_type', 'qcow2', group='libvirt')
     # no VNC port to allocate next to other guests of this machine
     CONF.set_override('enabled', False, group='vnc')
     CONF.set_override('use_cow_images', True)
@@ -131,30 +166,59 @@ def main(argv=None):
     # runs its event dispatch in green threads.
     import nova.monkey_patch  # noqa: F401
 
-    if args.connection:
-        uri = args.connection
-        problem = evidence.connection_problem(uri)
-        if problem:
-            print('boot check: %s' % problem, file=sys.stderr)
-            return 2
-        root = None
-        guest_root = evidence.daemon_guest_root('nova-series-2024.1-')
-        instances_path = os.path.join(guest_root, 'instances')
-    else:
-        root = embed_root_for(args)
-        uri = 'qemu:///embed?root=%s' % root
-        guest_root = None
-        instances_path = os.path.join(os.path.abspath(args.work),
-                                      'instances')
-    os.makedirs(instances_path, exist_ok=True)
-    CONF = configure(uri, instances_path)
-
+    unreadable = [path for path in args.config_file or ()
+                  if not os.access(path, os.R_OK)]
+    if unreadable:
+        print('boot check: cannot read the configuration file %s' %
+              ', '.join(unreadable), file=sys.stderr)
+        return 2
+    CONF = read_config(args.config_file)
     from nova.virt import fake
     from nova.virt.libvirt import blockinfo
     from nova.virt.libvirt import driver as libvirt_driver
     from nova.virt.libvirt import guest as libvirt_guest
 
-    report = {'uri': uri, 'nova': None, 'verdict': None}
+    work = args.work or tempfile.mkdtemp(prefix='nova-boot-check-')
+    if args.config_file:
+        # As nova-compute: the configured URI, else the virt type's.
+        if args.connection:
+            CONF.set_override('connection_uri', args.connection,
+                              group='libvirt')
+        uri = libvirt_driver.LibvirtDriver._uri()
+        uri_from = ('--connection' if args.connection else
+                    '[libvirt] connection_uri' if CONF.libvirt.connection_uri
+                    else 'not set: the default for virt_type %s' %
+                    CONF.libvirt.virt_type)
+        # the decisions the driver logs (not into nova-compute's log file)
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format='%(levelname)s %(name)s: %(message)s',
+                            force=True)
+    elif args.connection:
+        uri = args.connection
+        uri_from = '--connection'
+    else:
+        uri = None
+        uri_from = 'default: embedded, TCG'
+    root = None
+    if uri is None:
+        root = embed_root_for(args)
+        uri = 'qemu:///embed?root=%s' % root
+    problem = evidence.connection_problem(uri)
+    if problem:
+        print('boot check: %s' % problem, file=sys.stderr)
+        return 2
+    if evidence.embed_root(uri) is None:
+        guest_root = evidence.daemon_guest_root('nova-series-2024.1-')
+        instances_path = os.path.join(guest_root, 'instances')
+    else:
+        guest_root = None
+        instances_path = os.path.join(os.path.abspath(work), 'instances')
+    os.makedirs(instances_path, exist_ok=True)
+    configure(CONF, uri, instances_path, bool(args.config_file))
+
+    report = {'uri': uri, 'uri_from': uri_from, 'nova': None,
+              'verdict': None, 'config_files': list(CONF.config_file),
+              'virt_type': CONF.libvirt.virt_type}
     ctxt, instance, image_meta = make_instance(CONF, instances_path)
     drvr = libvirt_driver.LibvirtDriver(fake.FakeVirtAPI(), False)
     # There is no compute service record to enable or disable when the
@@ -201,6 +265,8 @@ def main(argv=None):
     if args.keep:
         report['kept'] = ('virsh -c %s dominfo %s' % (
             "'%s'" % uri if root else uri, name))
+        # to remove by hand once the guest is undefined
+        report['kept_files'] = guest_root or inst_dir
     else:
         # as the driver deletes a guest: power off, then undefine with the
         # NVRAM flag, which must not fail for a guest that has none
@@ -220,6 +286,8 @@ def main(argv=None):
     report['verdict'] = 'stateless' if not problems else 'FAILED'
     report['problems'] = problems
     _print(report, args.json)
+    if not args.work and not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
     if root and not args.keep:
         # the embedded driver lives as long as this process: leave its
         # state until exit, then remove it
@@ -245,8 +313,11 @@ def _print(report, as_json):
         print(json.dumps(report, indent=2, sort_keys=True))
         return
     ev = report['evidence']
-    print('nova %s, libvirt %s, on %s' % (
-        report['nova'], report['libvirt'], report['uri']))
+    print('nova %s, libvirt %s, on %s (URI %s), virt_type %s' % (
+        report['nova'], report['libvirt'], report['uri'],
+        report['uri_from'], report['virt_type']))
+    print('configuration read: %s' % (
+        ', '.join(report['config_files']) or 'none'))
     print('supports stateless firmware: %s (trait reported: %s), loader %s'
           % (report['supports_stateless_firmware'],
              report['trait_reported'], report['stateless_loader']))
@@ -263,7 +334,8 @@ def _print(report, as_json):
     print('serial console (last lines): %s' % ' | '.join(
         report['console_tail']))
     if report.get('kept'):
-        print('kept running: %s' % report['kept'])
+        print('kept running: %s (its files: %s)' % (
+            report['kept'], report['kept_files']))
     elif report.get('undefined'):
         print('undefined by Guest.delete_configuration (NVRAM flag): OK')
     for problem in report['problems']:

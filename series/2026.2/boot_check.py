@@ -18,14 +18,27 @@ Nova's ``Host``, on a real libvirt connection.
    libvirt created from the template.
 
 Exits 0 when all three show what they should.
+
+On a compute host that runs the patched release, ``--config-file`` checks
+the Nova installed there instead (2 and 3 only, nothing to compare it
+with), reading its configuration as nova-compute does (``[libvirt]
+virt_type``, ``kvm`` when unset, and ``[libvirt] connection_uri``,
+``qemu:///system`` when unset)::
+
+    python3 series/RELEASE/boot_check.py --config-file /etc/nova/nova.conf
+
+The guests' files go under ``/var/tmp`` and are removed afterwards (unless
+``--keep``); nothing of the compute service's is touched.
 """
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import uuid
@@ -33,6 +46,10 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 #: The series this file was run from.
 RELEASE = os.path.basename(HERE)
+
+#: tools/series of the checkout this file is in, where evidence.py lives.
+DEFAULT_EVIDENCE_LIB = os.path.join(HERE, os.pardir, os.pardir, 'tools',
+                                    'series')
 
 #: Image properties of the two guests.
 STATELESS = {'hw_firmware_type': 'uefi', 'hw_machine_type': 'q35',
@@ -56,33 +73,69 @@ class _VirtAPI:
         raise AttributeError(name)
 
 
+def _config_argv(config_files: list[str] | None) -> list[str]:
+    argv = []
+    for path in config_files or ():
+        argv += ['--config-file', path]
+    return argv
+
+
+def _read_config(config_files: list[str] | None):
+    """nova's configuration, from these files only."""
+    import nova.conf
+    conf = nova.conf.CONF
+    conf(_config_argv(config_files), project='nova', default_config_files=[])
+    # What nova-compute registers at start from its configuration.
+    nova.conf.neutron.register_dynamic_opts(conf)
+    nova.conf.devices.register_dynamic_opts(conf)
+    return conf
+
+
+def configured_connection(config_files: list[str],
+                          connection: str | None) -> tuple[str, str, str]:
+    """The libvirt URI nova-compute would open with this configuration.
+
+    Returns the URI, where it comes from, and the virt type.
+    """
+    os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'True')
+    conf = _read_config(config_files)
+    from nova.virt.libvirt import driver as libvirt_driver
+    if connection:
+        conf.set_override('connection_uri', connection, group='libvirt')
+        source = '--connection'
+    elif conf.libvirt.connection_uri:
+        source = '[libvirt] connection_uri'
+    else:
+        source = 'not set: the default for virt_type %s' % (
+            conf.libvirt.virt_type)
+    return libvirt_driver.LibvirtDriver._uri(), source, conf.libvirt.virt_type
+
+
 def _nova_guest(uri: str, work: str, name_id: int, properties: dict,
-                start: bool, evidence, timeout: float, keep: bool) -> dict:
+                start: bool, evidence, timeout: float, keep: bool,
+                config_files: list[str] | None = None) -> dict:
     """Build the guest with Nova's driver and define (and start) it.
 
     Returns what happened: the domain XML Nova made, and either the
     domain's name or libvirt's error.
     """
     import nova
-    import nova.conf
     from nova import context as nova_context
     from nova.network import model as network_model
     from nova import objects
+    from nova import version as nova_version
     from nova.virt.libvirt import blockinfo
     from nova.virt.libvirt import driver as libvirt_driver
     from oslo_versionedobjects import fields
 
-    conf = nova.conf.CONF
-    conf([], project='nova', default_config_files=[])
-    # What nova-compute registers at start from its configuration.
-    nova.conf.neutron.register_dynamic_opts(conf)
-    nova.conf.devices.register_dynamic_opts(conf)
+    conf = _read_config(config_files)
     objects.register_all()
     instances_path = os.path.join(work, 'instances')
     conf.set_override('instances_path', instances_path)
     conf.set_override('state_path', work)
     conf.set_override('connection_uri', uri, group='libvirt')
-    conf.set_override('virt_type', 'qemu', group='libvirt')
+    if not config_files:
+        conf.set_override('virt_type', 'qemu', group='libvirt')
     conf.set_override('images_type', 'raw', group='libvirt')
     conf.set_override('enabled', False, group='vnc')
     conf.set_override('enabled', False, group='spice')
@@ -127,6 +180,8 @@ def _nova_guest(uri: str, work: str, name_id: int, properties: dict,
     disk_info = blockinfo.get_disk_info(
         conf.libvirt.virt_type, instance, image_meta)
     result = {'nova': os.path.dirname(nova.__file__),
+              'version': nova_version.version_string(),
+              'virt_type': conf.libvirt.virt_type,
               'properties': properties, 'name': instance.name,
               'console': os.path.join(instance_dir, 'console.log')}
     try:
@@ -138,6 +193,14 @@ def _nova_guest(uri: str, work: str, name_id: int, properties: dict,
         result['error'] = '%s: %s' % (type(ex).__name__, ex)
         return result
     result['xml'] = xml
+    if start:
+        # The host's decisions, as nova-compute makes them at start (the
+        # patched Host's; logged at INFO).
+        result['supports'] = {
+            name: getattr(drv._host, name)
+            for name in ('supports_stateless_firmware',
+                         'supports_stateless_secure_boot')
+            if hasattr(type(drv._host), name)}
     try:
         guest = drv._create_guest(ctxt, xml, instance, power_on=start)
     except Exception as ex:
@@ -176,10 +239,17 @@ def child_main(args: argparse.Namespace) -> int:
     sys.path.insert(0, os.path.dirname(args.evidence_lib))
     from series import evidence  # noqa: E402
 
+    if args.config_file:
+        # What the driver logs when it decides, as nova-compute would, on
+        # this process's output (the log file of the check), not into
+        # nova-compute's own log file.
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format='%(levelname)s %(name)s: %(message)s',
+                            force=True)
     props = STATELESS if args.guest == 'stateless' else STATEFUL
     result = _nova_guest(args.uri, args.work, args.name_id, props,
                          not args.define_only, evidence, args.timeout,
-                         args.keep)
+                         args.keep, args.config_file)
     with open(args.result, 'w') as f:
         json.dump(result, f)
     sys.stdout.flush()
@@ -196,9 +266,12 @@ def _prepare_embed_root(root: str) -> str:
     return 'qemu:///embed?root=%s' % root
 
 
-def _run_child(args, tree: str, label: str, guest: str, define_only: bool,
-               name_id: int) -> dict:
-    """Run ``_nova_guest`` with the ``nova`` package of ``tree``."""
+def _run_child(args, tree: str | None, label: str, guest: str,
+               define_only: bool, name_id: int) -> dict:
+    """Run ``_nova_guest`` with the ``nova`` package of ``tree``.
+
+    A ``tree`` of None runs it with the ``nova`` installed.
+    """
     result_path = os.path.join(args.work, '%s-%s.json' % (label, guest))
     guest_work = os.path.join(args.guest_root, label)
     env = dict(os.environ)
@@ -206,6 +279,8 @@ def _run_child(args, tree: str, label: str, guest: str, define_only: bool,
     # ``import nova`` take it (the editable install's finder comes last).
     env['PYTHONPATH'] = os.pathsep.join(
         p for p in (tree, env.get('PYTHONPATH')) if p)
+    if not env['PYTHONPATH']:
+        del env['PYTHONPATH']
     env.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'True')
     cmd = [sys.executable, os.path.abspath(__file__), '--child',
            '--uri', args.connection, '--work', guest_work,
@@ -217,6 +292,8 @@ def _run_child(args, tree: str, label: str, guest: str, define_only: bool,
         cmd.append('--define-only')
     if args.keep:
         cmd.append('--keep')
+    for path in args.config_file or ():
+        cmd += ['--config-file', path]
     log_path = os.path.join(args.work, '%s-%s.log' % (label, guest))
     with open(log_path, 'w') as log:
         proc = subprocess.run(cmd, cwd=args.work, env=env, stdout=log,
@@ -227,7 +304,13 @@ def _run_child(args, tree: str, label: str, guest: str, define_only: bool,
         return {'error': 'the Nova process failed (exit %d):\n%s' %
                 (proc.returncode, tail)}
     with open(result_path) as f:
-        return json.load(f)
+        result = json.load(f)
+    with open(log_path, encoding='utf-8', errors='replace') as f:
+        result['decisions'] = [
+            line.strip() for line in f
+            if line.startswith(('INFO ', 'WARNING '))
+            and 'stateless firmware' in line]
+    return result
 
 
 def _stateful_problems(ev: dict) -> list[str]:
@@ -280,18 +363,49 @@ def main(argv: list[str]) -> int:
     parser.add_argument('--json', action='store_true',
                         help='print the evidence as JSON')
     parser.add_argument('--timeout', type=float, default=180.0)
-    parser.add_argument('--evidence-lib', required=True)
-    parser.add_argument('--work', required=True)
+    parser.add_argument('--config-file', action='append', metavar='PATH',
+                        help='check the installed nova with this nova '
+                             'configuration (repeatable), as nova-compute '
+                             'reads it: its [libvirt] virt_type (kvm when '
+                             'unset) and connection_uri (qemu:///system '
+                             'when unset)')
+    parser.add_argument('--evidence-lib', default=DEFAULT_EVIDENCE_LIB,
+                        help='directory of evidence.py (default: '
+                             'tools/series of this checkout)')
+    parser.add_argument('--work',
+                        help='directory for the check\'s files (default: '
+                             'a new temporary directory)')
     args = parser.parse_args(argv)
-    sys.path.insert(0, os.path.dirname(args.evidence_lib))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(args.evidence_lib)))
     from series import evidence as evidence_mod  # noqa: E402
 
-    pristine = os.environ.get('SERIES_PRISTINE_TREE')
-    patched = os.environ.get('SERIES_TREE')
-    if not (pristine and patched):
-        print('SERIES_PRISTINE_TREE and SERIES_TREE must name the trees')
+    unreadable = [path for path in args.config_file or ()
+                  if not os.access(path, os.R_OK)]
+    if unreadable:
+        print('boot check: cannot read the configuration file %s' %
+              ', '.join(unreadable), file=sys.stderr)
         return 2
-    version = _version_of(pristine)
+    installed = bool(args.config_file)
+    if installed:
+        # The operator's host: the nova installed there, no pristine tree.
+        pristine = patched = None
+        args.connection, uri_from, virt_type = configured_connection(
+            args.config_file, args.connection)
+        version = None
+    else:
+        pristine = os.environ.get('SERIES_PRISTINE_TREE')
+        patched = os.environ.get('SERIES_TREE')
+        if not (pristine and patched):
+            print('SERIES_PRISTINE_TREE and SERIES_TREE must name the '
+                  'trees (or give --config-file to check the installed '
+                  'nova)')
+            return 2
+        version = _version_of(pristine)
+        uri_from = '--connection' if args.connection else 'default'
+        virt_type = 'qemu'
+    temporary_work = not args.work
+    if temporary_work:
+        args.work = tempfile.mkdtemp(prefix='nova-boot-check-')
     shutil.rmtree(args.work, ignore_errors=True)
     os.makedirs(args.work)
     args.guest_root = args.work
@@ -308,10 +422,13 @@ def main(argv: list[str]) -> int:
     # High instance ids: names unlikely to meet others' on a shared daemon.
     base_id = 0x5e000000 + (os.getpid() & 0xffff) * 16
 
-    report = {'connection': args.connection, 'unpatched': {},
-              'patched': {}}
+    report = {'connection': args.connection, 'connection_from': uri_from,
+              'virt_type': virt_type,
+              'config_files': list(args.config_file or ()),
+              'unpatched': {}, 'patched': {}}
     ok = True
-    for n, guest in enumerate(('stateless', 'stateful')):
+    for n, guest in enumerate(() if installed else ('stateless',
+                                                      'stateful')):
         res = _run_child(args, pristine, 'unpatched', guest, True,
                          base_id + n)
         report['unpatched'][guest] = res
@@ -334,11 +451,16 @@ def main(argv: list[str]) -> int:
 
     if args.guest_root != args.work and not args.keep:
         shutil.rmtree(args.guest_root, ignore_errors=True)
+    if temporary_work and not args.keep:
+        shutil.rmtree(args.work, ignore_errors=True)
 
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print('libvirt URI: %s' % args.connection)
+        print('libvirt URI: %s (%s), virt_type %s' % (
+            args.connection, uri_from, virt_type))
+        if installed:
+            print('configuration read: %s' % ', '.join(args.config_file))
         for guest, res in report['unpatched'].items():
             print('\n--- nova %s as published (%s), %s UEFI guest' % (
                 version, res.get('nova', '?'), guest))
@@ -346,8 +468,14 @@ def main(argv: list[str]) -> int:
             print('libvirt: %s' % res.get('error', 'DEFINED (unexpected)'))
         for guest, entry in report['patched'].items():
             res = entry['result']
-            print('\n--- patched nova %s (%s), %s UEFI guest %s' % (
-                version, res.get('nova', '?'), guest, res.get('name', '')))
+            print('\n--- %s nova %s (%s), %s UEFI guest %s' % (
+                'installed' if installed else 'patched',
+                res.get('version', version), res.get('nova', '?'), guest,
+                res.get('name', '')))
+            for name, value in res.get('supports', {}).items():
+                print('%s: %s' % (name.replace('_', ' '), value))
+            for line in res.get('decisions', ()):
+                print('log: %s' % line)
             ev = res.get('evidence')
             if ev:
                 print('live <os>:\n%s' % ev['live_os_xml'])
@@ -384,5 +512,6 @@ if __name__ == '__main__':
         p.add_argument('--evidence-lib', required=True)
         p.add_argument('--timeout', type=float, default=180.0)
         p.add_argument('--keep', action='store_true')
+        p.add_argument('--config-file', action='append')
         sys.exit(child_main(p.parse_args()))
     sys.exit(main(sys.argv[1:]))

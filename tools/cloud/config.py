@@ -53,6 +53,9 @@ INSTANCE_NAME_TEMPLATE = 'cloud-%08x'
 #: Where a libvirt daemon keeps the guests' NVRAM files.
 NVRAM_DIR = '/var/lib/libvirt/qemu/nvram'
 
+#: The domain names of the second, unpatched compute's guests.
+UNPATCHED_NAME_TEMPLATE = 'cloud2-%08x'
+
 #: The compute and placement microversions the scenario talks with:
 #: 2.37 for ``--nic none``, 1.17 for required traits.
 COMPUTE_API_VERSION = '2.74'
@@ -77,6 +80,8 @@ class Settings:
     rabbit_user: str = 'cloud'
     host: str = '127.0.0.1'
     region: str = 'RegionOne'
+    #: The unpatched release's virtualenv, for the second compute.
+    unpatched_venv: str = ''
 
     def db_name(self, name: str) -> str:
         return self.db_prefix + name
@@ -227,6 +232,61 @@ def ml2_conf(s: Settings) -> dict:
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class Compute:
+    """What makes a nova-compute service of its own on this host."""
+    #: its process name, configuration file and state directory name.
+    name: str
+    #: its service host and hypervisor (resource provider) name.
+    host: str
+    venv: str
+    instances_path: str
+    connection_uri: str = 'qemu:///system'
+    instance_name_template: str = INSTANCE_NAME_TEMPLATE
+    #: where the libvirt daemons of its own keep their directories
+    #: (:data:`HOST_DIRS`), if it has them.
+    libvirt_root: str = ''
+
+    def host_path(self, path: str) -> str:
+        """Where ``path`` of the compute's own libvirt is on the host."""
+        if not self.libvirt_root:
+            return path
+        return os.path.join(self.libvirt_root, path.lstrip('/'))
+
+
+#: The directories a libvirt daemon of the QEMU driver keeps its
+#: sockets, PID files, configuration and guests' state in; a second
+#: host gets its own of each (:func:`host_script`).
+HOST_DIRS = ('/run/libvirt', '/var/lib/libvirt', '/var/cache/libvirt',
+             '/etc/libvirt', '/var/log/libvirt')
+
+
+def host_script(dirs: ty.Sequence[str] = HOST_DIRS) -> str:
+    """The shell commands that make a second host of a mount and UTS
+    namespace: its host name (``$0``), its own copy of each of ``dirs``
+    from under ``$1``; then it waits, holding the namespace for the
+    daemons started in it (``nsenter``).
+    """
+    lines = ['set -e', 'hostname "$0"']
+    for path in dirs:
+        lines.append('mount --bind "$1%s" %s' % (path, path))
+    lines.append('exec sleep infinity')
+    return '\n'.join(lines) + '\n'
+
+
+def unpatched_compute(s: Settings, hostname: str) -> Compute:
+    """The second compute: the release as published, its own host name,
+    its own libvirt daemons, its own guests' names.
+    """
+    top = os.path.dirname(s.instances_path)
+    return Compute(
+        name='nova-compute-unpatched', host='%s-unpatched' % hostname,
+        venv=s.unpatched_venv,
+        instances_path=os.path.join(top, 'instances-unpatched'),
+        instance_name_template=UNPATCHED_NAME_TEMPLATE,
+        libvirt_root=os.path.join(top, 'host-unpatched'))
+
+
 def _nova_common(s: Settings, conf_file: str) -> dict:
     state = s.state_dir('nova')
     return {
@@ -276,10 +336,29 @@ def nova_conf(s: Settings) -> dict:
     return conf
 
 
-def nova_compute_conf(s: Settings) -> dict:
-    """nova-compute: no database, as on a compute host."""
-    return _nova_common(s, os.path.join(s.conf_dir('nova'),
-                                        'nova-compute.conf'))
+def nova_compute_conf(s: Settings, compute: Compute | None = None
+                      ) -> dict:
+    """nova-compute: no database, as on a compute host.
+
+    With ``compute``, that compute's: its own host name, virtualenv (for
+    privsep's helper), state, guests' disks and names, and libvirt.
+    """
+    if compute is None:
+        return _nova_common(s, os.path.join(s.conf_dir('nova'),
+                                            'nova-compute.conf'))
+    conf_file = os.path.join(s.conf_dir('nova'), compute.name + '.conf')
+    conf = _nova_common(dataclasses.replace(s, venv=compute.venv),
+                        conf_file)
+    state = s.state_dir(compute.name)
+    conf['DEFAULT'].update({
+        'host': compute.host,
+        'state_path': state,
+        'instances_path': compute.instances_path,
+        'instance_name_template': compute.instance_name_template,
+    })
+    conf['libvirt']['connection_uri'] = compute.connection_uri
+    conf['oslo_concurrency']['lock_path'] = os.path.join(state, 'lock')
+    return conf
 
 
 def gunicorn_conf(app: str, port: int, host: str = '127.0.0.1',

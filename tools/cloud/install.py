@@ -145,3 +145,41 @@ def data_file(venv: str, tree: str | None, *relative: str) -> str:
         if os.path.isfile(path):
             return path
     raise FileNotFoundError('none of %s' % ', '.join(candidates))
+
+
+def build_unpatched(rel: release_mod.Release, work: str,
+                    say: ty.Callable[[str], None]) -> str:
+    """A virtualenv of the release's Nova as published, for a compute
+    not yet patched: its sdist (sha256 checked) with the release's pins
+    and the libvirt binding, nothing else. Reused while the sdist, the
+    pins and the Python are the same.
+    """
+    venv = os.path.join(work, 'venv-unpatched')
+    sdist = series_run.fetch(rel, os.path.join(series_run.DEFAULT_WORK,
+                                               'cache'))
+    requirements = [sdist, 'libvirt-python']
+    key = hashlib.sha256()
+    with open(rel.pins, 'rb') as f:
+        key.update(f.read())
+    key.update(' '.join([rel.sha256] + requirements[1:]).encode())
+    key.update(sys.version.encode())
+    stamp = os.path.join(venv, '.cloud-stamp')
+    with contextlib.suppress(OSError):
+        with open(stamp) as f:
+            if f.read() == key.hexdigest():
+                say('reusing %s' % venv)
+                return venv
+    series_run.step('install nova %s as published (own virtualenv)' %
+                    rel.version)
+    start = time.monotonic()
+    shutil.rmtree(venv, ignore_errors=True)
+    series_run.run([sys.executable, '-m', 'venv', venv])
+    series_run.run([series_run.venv_python(venv), '-m', 'pip', 'install',
+                    '-q', '--no-compile', '--progress-bar', 'off',
+                    '-c', rel.pins, *requirements],
+                   env=dict(series_run.PBR_ENV, PBR_VERSION=rel.version),
+                   capture=True)
+    with open(stamp, 'w') as f:
+        f.write(key.hexdigest())
+    say('installed in %.0f s' % (time.monotonic() - start))
+    return venv

@@ -65,6 +65,28 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def with_argument(prefix: str, program: str = '') -> list[int]:
+    """PIDs of the processes (whose program's name holds ``program``)
+    with an argument starting with ``prefix`` or naming a path under it
+    (``...,path=PREFIX...``).
+    """
+    out = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as f:
+                args = f.read().decode(errors='replace').split('\0')
+        except OSError:
+            continue
+        if program not in os.path.basename(args[0]):
+            continue
+        if any(arg.startswith(prefix) or ('=' + prefix) in arg
+               for arg in args[1:]):
+            out.append(int(entry))
+    return out
+
+
 class State:
     """The run's state file: what to end and drop at teardown."""
 

@@ -30,6 +30,13 @@ class Cloud:
     placement_note: str = ''
     #: requirements a service imports but does not declare.
     undeclared: tuple[str, ...] = ()
+    #: whether the release as published, on this host's libvirt,
+    #: reports COMPUTE_SECURITY_STATELESS_FIRMWARE.
+    unpatched_reports_trait: bool = False
+    #: whether its UEFI guests start on this host's libvirt.
+    unpatched_boots_uefi: bool = True
+    #: what an operator sees of the unpatched compute, printed with it.
+    unpatched_note: str = ''
 
     @property
     def placement_requirement(self) -> str:
@@ -63,6 +70,10 @@ CLOUDS = {
             'COMPUTE_SECURITY_STATELESS_FIRMWARE: placement runs with '
             'os-traits 3.1.0 in its own virtualenv, the upgrade the '
             '2024.1 release note tells operators to make'),
+        unpatched_note=(
+            'nova 29.4.0 as published knows nothing of stateless firmware: '
+            'its compute does not report the trait, so the scheduler never '
+            'sends it a stateless server'),
     ),
     '2026.2': Cloud(
         release='2026.2',
@@ -79,6 +90,13 @@ CLOUDS = {
         # its agent scheduler models) but its requirements no longer
         # name it; the pins still hold it (0.8.1).
         undeclared=('pyroute2',),
+        unpatched_reports_trait=True,
+        unpatched_boots_uefi=False,
+        unpatched_note=(
+            'nova 34.0.0 as published reports the trait from the libvirt '
+            'version alone (>= 8.6.0), and its UEFI guests fail to define '
+            'on libvirt 9.0.0: stateless servers may be sent to it and '
+            'fail there; series/2026.2 fixes both'),
     ),
 }
 

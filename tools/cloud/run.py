@@ -23,6 +23,7 @@
 import argparse
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -81,6 +82,7 @@ def settings_for(work: str, name: str, built: install.Built | None,
         service_password=secrets.token_hex(12),
         admin_password=secrets.token_hex(12),
         instances_path=os.path.join(INSTANCES_ROOT, name, 'instances'),
+        unpatched_venv=os.path.join(work, 'venv-unpatched'),
     )
     state['settings'] = {f: getattr(s, f)
                          for f in s.__dataclass_fields__}
@@ -98,8 +100,13 @@ def cloud_pids(state: processes.State, procs: processes.Processes
     return pids
 
 
-def teardown(state: processes.State, say: ty.Callable[[str], None]) -> bool:
-    """End and remove everything ``state`` records; True when clean."""
+def teardown(state: processes.State, say: ty.Callable[[str], None],
+             domain_pattern: ty.Pattern[str] | None = None) -> bool:
+    """End and remove everything ``state`` records; True when clean.
+
+    ``domain_pattern``: the names of the domains the cloud made, when its
+    instance name template is not this module's.
+    """
     old = {sig: signal.signal(sig, signal.SIG_IGN)
            for sig in (signal.SIGINT, signal.SIGTERM)}
     clean = True
@@ -108,13 +115,18 @@ def teardown(state: processes.State, say: ty.Callable[[str], None]) -> bool:
         procs.stop_all('openstack')
         saved = state['settings'] or {}
         try:
-            clean = remove_domains(say) and clean
+            clean = remove_domains(say, pattern=domain_pattern) and clean
+            holder = system.host_holder(state)
+            if holder:
+                clean = remove_domains(say, holder) and clean
         except Exception as ex:
             say('domains: %s' % ex)
             clean = False
+        procs.stop_all(system.HOST_GROUP)
         if saved.get('instances_path'):
-            shutil.rmtree(os.path.dirname(saved['instances_path']),
-                          ignore_errors=True)
+            top = os.path.dirname(saved['instances_path'])
+            end_guests_under(top, say)
+            shutil.rmtree(top, ignore_errors=True)
         mariadb = state['mariadb'] or {}
         if saved and mariadb.get('pid') and processes.alive(
                 mariadb['pid'], None):
@@ -142,21 +154,44 @@ def teardown(state: processes.State, say: ty.Callable[[str], None]) -> bool:
     return clean
 
 
-def remove_domains(say: ty.Callable[[str], None]) -> bool:
-    """Destroy and undefine what this cloud's name template made."""
-    proc = subprocess.run(['virsh', '-c', 'qemu:///system', 'list', '--all',
-                           '--name'], text=True, capture_output=True,
-                          stdin=subprocess.DEVNULL, timeout=60)
+def end_guests_under(top: str, say: ty.Callable[[str], None]) -> None:
+    """End QEMU processes whose disks are under ``top`` (the cloud's),
+    should a libvirt daemon that ended have left any; each is known by
+    its command line, which names its files.
+    """
+    root = os.path.join(top, '')
+    for pid in processes.with_argument(root, 'qemu'):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        say('QEMU (pid %d) of a guest under %s ended' % (pid, top))
+
+
+def remove_domains(say: ty.Callable[[str], None],
+                   holder: int | None = None,
+                   pattern: ty.Pattern[str] | None = None) -> bool:
+    """Destroy and undefine what this cloud's name templates made (or
+    the domains ``pattern`` matches); with ``holder``, on the second host
+    it holds.
+    """
+    virsh = ['virsh', '-c', 'qemu:///system']
+    template = config_mod.INSTANCE_NAME_TEMPLATE
+    if holder:
+        virsh = system.in_host(holder, virsh)
+        template = config_mod.UNPATCHED_NAME_TEMPLATE
+    proc = subprocess.run(virsh + ['list', '--all', '--name'], text=True,
+                          capture_output=True, stdin=subprocess.DEVNULL,
+                          timeout=60)
     if proc.returncode != 0:
         say('libvirt not reachable, no domain to remove: %s' %
             proc.stderr.strip())
         return True
-    domains = scenario_mod.cloud_domains(proc.stdout)
+    names = pattern or re.compile('^%s[0-9a-f]{8}$' % re.escape(
+        template.split('%', 1)[0]))
+    domains = sorted(n for n in proc.stdout.split() if names.match(n))
     for name in domains:
         for args in (['destroy', name], ['undefine', '--nvram', name]):
-            subprocess.run(['virsh', '-c', 'qemu:///system', *args],
-                           capture_output=True, stdin=subprocess.DEVNULL,
-                           timeout=120)
+            subprocess.run(virsh + args, capture_output=True,
+                           stdin=subprocess.DEVNULL, timeout=120)
         say('domain %s left by the run: destroyed and undefined' % name)
     return True
 
@@ -227,6 +262,42 @@ def up(args: argparse.Namespace, rel: release_mod.Release,
     return s, built[0], provider[0]
 
 
+def up_unpatched(rel: release_mod.Release, cloud: releases.Cloud,
+                 work: str, s: config_mod.Settings, built: install.Built,
+                 procs: processes.Processes, ev: evidence.Evidence
+                 ) -> tuple[config_mod.Compute, str, int] | None:
+    """The second compute: the release as published, as a compute is
+    midway through a rollout of the series, on a second host of its own
+    (:func:`system.host_start`); (compute, its provider, the PID holding
+    its host) or None if it did not start.
+    """
+    compute = config_mod.unpatched_compute(s, socket.gethostname())
+    started: list[tuple[str, int]] = []
+
+    def start() -> str:
+        install.build_unpatched(rel, work, ev.say)
+        holder = system.host_start(compute, procs, s.log_dir, ev.say)
+        svc = services_mod.Services(s, cloud, built, procs, ev.say)
+        svc.write_compute_config(compute)
+        svc.start_compute(compute, holder)
+        provider = svc.wait_compute(compute.host, compute.name)
+        started.append((provider, holder))
+        version = services_mod.compute_version(
+            os.path.join(s.log_dir, compute.name + '.log'))
+        return ('nova-compute %s (no patch, %s) on host %s: its own '
+                'libvirtd and virtlogd (%s); provider %s, mapped to '
+                'cell1' % (version, os.path.relpath(compute.venv, work),
+                           compute.host, compute.libvirt_root, provider))
+    step = ev.check('unpatched compute',
+                    'nova %s as published (same pins, own virtualenv) on a '
+                    'host of its own: its host name, its libvirt daemons; '
+                    'reports to placement and is mapped' % rel.version,
+                    start)
+    if not step.ok:
+        return None
+    return compute, started[0][0], started[0][1]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python3 -m tools.cloud',
@@ -241,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
                              'recorded, and drop its databases')
     parser.add_argument('--no-moves', action='store_true',
                         help='skip rebuild, resize, shelve and rescue')
+    parser.add_argument('--single-compute', action='store_true',
+                        help='no second compute of the release as '
+                             'published')
     parser.add_argument('--work', default=DEFAULT_WORK, metavar='DIR',
                         help='virtualenvs, configuration, logs '
                              '(default: %(default)s)')
@@ -285,12 +359,21 @@ def main(argv: list[str] | None = None) -> int:
         s, built, provider = up(args, rel, cloud, work, state, procs, ev)
         cli = scenario_mod.Cli(built.venv, config_mod.admin_env(s),
                                os.path.join(s.log_dir, 'scenario.log'))
+        second = None
+        unpatched = (None if args.single_compute else
+                     up_unpatched(rel, cloud, work, s, built, procs, ev))
+        if unpatched:
+            compute, second_provider, holder = unpatched
+            second = scenario_mod.SecondHost(
+                cli, compute, second_provider, holder,
+                log=os.path.join(s.log_dir, compute.name + '.log'))
         keystone = services_mod.Keystone(s)
         keystone.login()
         status = scenario_mod.ServerStatus(s.url('nova-api'),
                                            lambda: keystone.token)
         scenario = scenario_mod.Scenario(cli, ev, socket.gethostname(),
-                                         provider, s.run_dir, status)
+                                         provider, s.run_dir, status,
+                                         second=second, cloud=cloud)
         scenario.run(cloud_pids(state, procs), moves=not args.no_moves)
     except SetupFailed as ex:
         ev.say('setup failed at %s; the scenario does not run' % ex)

@@ -3,7 +3,8 @@
 Every action is an ``openstack`` command (python-openstackclient and
 osc-placement at the release's pins) run as the cloud's admin; what the
 host shows is read with ``virsh -c qemu:///system`` and from libvirt's
-NVRAM directory. Each check is a step of :class:`evidence.Evidence`.
+NVRAM directory, the second compute's in its own namespaces
+(:class:`SecondHost`). Each check is a step of :class:`evidence.Evidence`.
 """
 
 import json
@@ -18,7 +19,9 @@ import urllib.parse
 from tools.cloud import config as config_mod
 from tools.cloud import evidence
 from tools.cloud.evidence import StepError
+from tools.cloud import releases
 from tools.cloud import services
+from tools.cloud import system
 
 TRAIT = 'COMPUTE_SECURITY_STATELESS_FIRMWARE'
 #: The size of a per-instance copy of Debian's OVMF_VARS_4M.fd.
@@ -101,6 +104,85 @@ def nvram_files(name: str, directory: str = config_mod.NVRAM_DIR
         for e in entries if e.startswith(name + '_') or e == name}
 
 
+def domain_for(api_name: str, template: str) -> str:
+    """The domain name a compute with ``template`` gives the instance
+    the API names ``api_name``.
+
+    The API names an instance with its own ``instance_name_template``;
+    a compute with another template names the domain with its own, from
+    the same instance id.
+    """
+    match = re.search(r'([0-9a-f]{8})$', api_name)
+    if not match:
+        raise StepError('no instance id in %r' % api_name)
+    return template % int(match.group(1), 16)
+
+
+class Hypervisor:
+    """A compute's libvirt as the admin of the host sees it: the
+    daemon's domains (``virsh -c qemu:///system``) and NVRAM directory.
+    """
+
+    def __init__(self, cli: 'Cli', host: str, provider: str,
+                 template: str = config_mod.INSTANCE_NAME_TEMPLATE) -> None:
+        self.cli = cli
+        self.host = host
+        self.provider = provider
+        self.template = template
+        #: the compute's log, where its refusals show.
+        self.log = ''
+
+    def describe(self) -> str:
+        return 'libvirtd of %s' % self.host
+
+    def domain_name(self, api_name: str) -> str:
+        if self.template == config_mod.INSTANCE_NAME_TEMPLATE:
+            return api_name
+        return domain_for(api_name, self.template)
+
+    def virsh(self, *args: str) -> str:
+        return self.cli.virsh(*args)
+
+    def domains(self) -> list[str]:
+        names = re.compile('^%s[0-9a-f]{8}$' % re.escape(
+            self.template.split('%', 1)[0]))
+        return sorted(n for n in self.virsh('list', '--all', '--name').split()
+                      if names.match(n))
+
+    def xml(self, domain: str) -> str:
+        return self.virsh('dumpxml', domain)
+
+    def nvram(self, domain: str) -> dict[str, int]:
+        return nvram_files(domain, self.nvram_dir)
+
+    @property
+    def nvram_dir(self) -> str:
+        return config_mod.NVRAM_DIR
+
+
+class SecondHost(Hypervisor):
+    """The libvirt daemons of a second host on this kernel
+    (:func:`system.host_start`): ``virsh`` run in its namespaces, its
+    NVRAM directory where the host sees it.
+    """
+
+    def __init__(self, cli: 'Cli', compute: config_mod.Compute,
+                 provider: str, holder: int, log: str = '') -> None:
+        super().__init__(cli, compute.host, provider,
+                         compute.instance_name_template)
+        self.compute = compute
+        self.holder = holder
+        self.log = log
+
+    def virsh(self, *args: str) -> str:
+        return self.cli.run(system.in_host(self.holder, [
+            'virsh', '-c', 'qemu:///system', *args])).stdout
+
+    @property
+    def nvram_dir(self) -> str:
+        return self.compute.host_path(config_mod.NVRAM_DIR)
+
+
 def usage_total(usages: ty.Any) -> int:
     """The sum of ``openstack resource provider usage show -f json``."""
     if isinstance(usages, dict):
@@ -135,12 +217,29 @@ class ServerStatus:
                                                      name))
         return body['servers'][0]
 
+    def show(self, server_id: str) -> dict:
+        """One server as ``GET /servers/{id}`` gives it: with the fault
+        of a server in ERROR that no cell took (cell0), which the list
+        leaves out.
+        """
+        status, _h, body = services.http(
+            'GET', '%s/servers/%s' % (self.url, server_id),
+            token=self.token(), headers={
+                'OpenStack-API-Version': 'compute %s' %
+                config_mod.COMPUTE_API_VERSION})
+        if status != 200:
+            raise StepError('GET servers/%s: HTTP %d %s' % (
+                server_id, status, body))
+        return body['server']
+
 
 class Scenario:
 
     def __init__(self, cli: Cli, ev: evidence.Evidence, hostname: str,
                  provider: str, work: str,
-                 status: ServerStatus | None = None) -> None:
+                 status: ServerStatus | None = None,
+                 second: Hypervisor | None = None,
+                 cloud: releases.Cloud | None = None) -> None:
         self.cli = cli
         self.status = status
         self.ev = ev
@@ -148,18 +247,34 @@ class Scenario:
         self.provider = provider
         self.work = work
         self.domains: dict[str, str] = {}  # server name -> domain name
+        self.placed: dict[str, str] = {}   # server name -> compute host
+        self.patched = Hypervisor(cli, hostname, provider)
+        #: the second compute, the release as published, if it runs.
+        self.second = second
+        self.cloud = cloud
+        self.hypervisors = {hostname: self.patched}
+        if second is not None:
+            self.hypervisors[second.host] = second
 
     # --- helpers -------------------------------------------------------------
 
     def server(self, name: str) -> dict:
         return self.cli.os_json('server', 'show', name)
 
+    def poll(self, name: str) -> dict:
+        server = (self.status.get(name) if self.status
+                  else self.server(name))
+        host = (server.get('OS-EXT-SRV-ATTR:host') or
+                server.get('compute_host') or server.get('host'))
+        if host:
+            self.placed[name] = host
+        return server
+
     def wait_status(self, name: str, want: str, timeout: float = 300
                     ) -> dict:
         deadline = time.monotonic() + timeout
         while True:
-            server = (self.status.get(name) if self.status
-                      else self.server(name))
+            server = self.poll(name)
             if server['status'] == want:
                 return server
             if server['status'] == 'ERROR':
@@ -168,6 +283,28 @@ class Scenario:
             if time.monotonic() > deadline:
                 raise StepError('%s is %s after %d s, not %s' % (
                     name, server['status'], timeout, want))
+            time.sleep(1)
+
+    def wait_settled(self, name: str, timeout: float = 300) -> dict:
+        """The server once it is ACTIVE, or ERROR with its fault.
+
+        The conductor records an instance's ERROR state and then, a
+        moment later, its fault: a poll in between sees no fault. The
+        list leaves out the fault of a server no cell took (cell0, "No
+        valid host"): it is read from the server itself.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            server = self.poll(name)
+            if server['status'] == 'ERROR' and not server.get('fault'):
+                server = (self.status.show(server['id']) if self.status
+                          else self.server(name))
+            if server['status'] == 'ACTIVE' or (
+                    server['status'] == 'ERROR' and server.get('fault')):
+                return server
+            if time.monotonic() > deadline:
+                raise StepError('%s is %s after %d s' % (
+                    name, server['status'], timeout))
             time.sleep(1)
 
     def domain_of(self, name: str) -> str:
@@ -183,34 +320,71 @@ class Scenario:
         if not domain:
             raise StepError('server show gives no instance name: %s' %
                             sorted(server))
-        self.domains[name] = domain
-        return domain
+        host = (server.get('OS-EXT-SRV-ATTR:host') or
+                server.get('compute_host') or server.get('host'))
+        if host:
+            self.placed[name] = host
+        self.domains[name] = self.hypervisor_of(name).domain_name(domain)
+        return self.domains[name]
+
+    def hypervisor_of(self, name: str) -> Hypervisor:
+        host = self.placed.get(name, self.hostname)
+        try:
+            return self.hypervisors[host]
+        except KeyError:
+            raise StepError('%s is on %s, not a compute of this cloud' % (
+                name, host)) from None
 
     def xml(self, name: str) -> str:
-        return self.cli.virsh('dumpxml', self.domain_of(name))
+        domain = self.domain_of(name)
+        return self.hypervisor_of(name).xml(domain)
 
     def check_stateless(self, name: str) -> str:
         seen = evidence.check_stateless(self.xml(name))
-        files = nvram_files(self.domains[name])
+        hv = self.hypervisor_of(name)
+        files = hv.nvram(self.domains[name])
         if files:
             raise StepError('NVRAM files for %s: %s' % (
                 self.domains[name], files))
-        return '%s: %s; no file in %s' % (self.domains[name], seen,
-                                          config_mod.NVRAM_DIR)
+        return '%s on %s: %s; no file in %s' % (
+            self.domains[name], hv.host, seen, hv.nvram_dir)
 
     def check_stateful(self, name: str) -> str:
         seen = evidence.check_stateful(self.xml(name))
-        files = nvram_files(self.domains[name])
+        hv = self.hypervisor_of(name)
+        files = hv.nvram(self.domains[name])
         sizes = sorted(files.values())
         if sizes != [VARS_SIZE]:
             raise StepError('NVRAM files for %s: %s, not one of %d bytes' %
                             (self.domains[name], files, VARS_SIZE))
-        return '%s: %s; %s is %d bytes' % (
-            self.domains[name], seen, next(iter(files)), VARS_SIZE)
+        return '%s on %s: %s; %s is %d bytes' % (
+            self.domains[name], hv.host, seen, next(iter(files)), VARS_SIZE)
+
+    def on_patched(self, name: str) -> None:
+        host = self.placed.get(name)
+        if host != self.hostname:
+            raise StepError('%s is on %s, not on the patched compute %s' % (
+                name, host, self.hostname))
+
+    def all_domains(self) -> dict[str, list[str]]:
+        """Each compute's guests, as its libvirt has them."""
+        return {host: hv.domains() for host, hv in self.hypervisors.items()
+                if hv.domains()}
 
     def usage(self) -> int:
-        return usage_total(self.cli.os_json(
-            'resource', 'provider', 'usage', 'show', self.provider))
+        """What placement has allocated on the computes' providers."""
+        return sum(usage_total(self.cli.os_json(
+            'resource', 'provider', 'usage', 'show', hv.provider))
+            for hv in self.hypervisors.values())
+
+    def refusals(self, server_id: str) -> list[str]:
+        """The second compute's ERROR lines about ``server_id``."""
+        log = self.second.log if self.second else ''
+        if not log or not os.path.isfile(log):
+            return []
+        with open(log, errors='replace') as f:
+            return [line.strip() for line in f
+                    if server_id in line and ' ERROR ' in line]
 
     def create(self, name: str, image: str, flavor: str = 'cloud.tiny'
                ) -> dict:
@@ -231,12 +405,32 @@ class Scenario:
                       'every TCP listener of the cloud on loopback '
                       '(ss -ltnp)', check)
 
+    def computes(self) -> None:
+        def check() -> str:
+            rows = self.cli.os_json('compute', 'service', 'list',
+                                    '--service', 'nova-compute')
+            seen = {row['Host']: '%s/%s' % (row['Status'], row['State'])
+                    for row in rows}
+            want = {host: 'enabled/up' for host in self.hypervisors}
+            if seen != want:
+                raise StepError('nova-compute services: %s' % seen)
+            return '; '.join('%s %s on %s' % (host, seen[host],
+                                              hv.describe())
+                             for host, hv in self.hypervisors.items())
+        self.ev.check('compute services',
+                      'nova-compute on %s, each enabled and up, each on '
+                      'its own libvirt' % ' and '.join(self.hypervisors),
+                      check)
+
+    def traits_of(self, provider: str) -> list[str]:
+        return self.cli.os('resource', 'provider', 'trait', 'list',
+                           provider, '-f', 'value').split()
+
     def trait(self) -> None:
         def check() -> str:
             deadline = time.monotonic() + 120
             while True:
-                traits = self.cli.os('resource', 'provider', 'trait', 'list',
-                                     self.provider, '-f', 'value').split()
+                traits = self.traits_of(self.provider)
                 if TRAIT in traits:
                     return '%s carries %s (%d traits)' % (
                         self.hostname, TRAIT, len(traits))
@@ -247,18 +441,45 @@ class Scenario:
         self.ev.check('provider trait',
                       '%s on the compute\'s resource provider' % TRAIT,
                       check)
+        second = self.second
+        reports = bool(self.cloud and self.cloud.unpatched_reports_trait)
+        if second is not None:
+            def unpatched() -> str:
+                traits = self.traits_of(second.provider)
+                if (TRAIT in traits) != reports:
+                    raise StepError('%s %s %s' % (
+                        second.host, 'lacks' if reports else 'carries',
+                        TRAIT))
+                return '%s %s %s (%d traits)%s' % (
+                    second.host, 'carries' if reports else 'lacks', TRAIT,
+                    len(traits), ': %s' % self.cloud.unpatched_note
+                    if self.cloud and self.cloud.unpatched_note else '')
+            self.ev.check(
+                'unpatched compute\'s trait',
+                'the release as published %s' % (
+                    'reports %s from the libvirt version alone' % TRAIT
+                    if reports else 'does not report %s' % TRAIT),
+                unpatched)
 
         def candidates() -> str:
             rows = self.cli.os_json(
                 'allocation', 'candidate', 'list', '--resource', 'VCPU=1',
                 '--required', TRAIT)
             providers = {row['resource provider'] for row in rows}
-            if self.provider not in providers:
-                raise StepError('candidates: %s' % (providers or 'none'))
-            return '%d candidate(s), %s among them' % (len(rows),
-                                                       self.hostname)
+            want = {self.provider}
+            if second is not None and reports:
+                want.add(second.provider)
+            if providers != want:
+                raise StepError('candidates: %s, not %s' % (
+                    providers or 'none', want))
+            return '%d candidate(s): %s' % (len(rows), ', '.join(
+                hv.host for hv in self.hypervisors.values()
+                if hv.provider in providers))
         self.ev.check('allocation candidates',
-                      '--required %s finds the compute' % TRAIT, candidates)
+                      '--required %s finds the patched compute%s' % (
+                          TRAIT, ' and the unpatched one' if second and
+                          reports else second and ', only it' or ''),
+                      candidates)
 
     def images(self) -> None:
         path = os.path.join(self.work, 'zeros.raw')
@@ -301,7 +522,7 @@ class Scenario:
 
     def bad_input(self) -> None:
         def check() -> str:
-            before = cloud_domains(self.cli.virsh('list', '--all', '--name'))
+            before = self.all_domains()
             proc = self.cli.run(['openstack', 'server', 'create', '--image',
                                  'cloud-bad', '--flavor', 'cloud.tiny',
                                  '--nic', 'none', 'cloud-bad'], check=False)
@@ -312,7 +533,7 @@ class Scenario:
                     'hw_firmware_stateless' not in out):
                 raise StepError('not a 400 naming the property: %s' % out)
             left = self.cli.os_json('server', 'list', '--name', 'cloud-bad')
-            after = cloud_domains(self.cli.virsh('list', '--all', '--name'))
+            after = self.all_domains()
             used = self.usage()
             if left or after != before or used:
                 raise StepError('left behind: servers %s, domains %s, '
@@ -324,14 +545,31 @@ class Scenario:
                       'create naming the property; nothing allocated, no '
                       'domain', check)
 
+    def landing(self, name: str) -> str:
+        """Where ``name`` landed, and what the second compute said of it
+        if it was tried there first.
+        """
+        server = self.poll(name)
+        refused = self.refusals(server['id'])
+        return 'on %s%s' % (self.placed.get(name), (
+            '; the unpatched compute failed it first and it was '
+            'rescheduled (%d ERROR lines in its log: %s)' % (
+                len(refused), evidence.one_line(refused[-1], 200))
+            if refused else ''))
+
     def boot(self) -> None:
         def stateless() -> str:
             start = time.monotonic()
             self.create('stateless', 'cloud-stateless')
-            return 'ACTIVE in %.0f s as %s' % (time.monotonic() - start,
-                                                self.domains['stateless'])
+            took = time.monotonic() - start
+            where = self.landing('stateless')
+            self.on_patched('stateless')
+            return 'ACTIVE in %.0f s as %s %s' % (
+                took, self.domains['stateless'], where)
         ok = self.ev.check('boot stateless',
-                           'server create --nic none reaches ACTIVE',
+                           'server create --nic none reaches ACTIVE%s' % (
+                               ', on the patched compute' if self.second
+                               else ''),
                            stateless).ok
         if ok:
             self.ev.check('firmware on the console',
@@ -344,11 +582,135 @@ class Scenario:
 
         def control() -> str:
             self.create('control', 'cloud-uefi')
-            return self.check_stateful('control')
+            where = self.landing('control')
+            return '%s; %s' % (where, self.check_stateful('control'))
         self.ev.check('control keeps its store',
                       'the image without the property boots with a '
-                      '%d-byte VARS file' % VARS_SIZE, control)
+                      '%d-byte VARS file%s' % (
+                          VARS_SIZE, ' (on either compute: where it '
+                          'landed is shown)' if self.second else ''),
+                      control)
         return ok
+
+    def unpatched_uefi(self) -> None:
+        """A UEFI guest sent to the unpatched compute (``--host``)."""
+        second = self.second
+        if second is None:
+            return
+        boots = self.cloud is None or self.cloud.unpatched_boots_uefi
+
+        def check() -> str:
+            before = self.usage()
+            had = second.domains()
+            self.cli.os('server', 'create', '--image', 'cloud-uefi',
+                        '--flavor', 'cloud.tiny', '--nic', 'none', '--host',
+                        second.host, 'control-unpatched')
+            server = self.wait_settled('control-unpatched')
+            if boots:
+                if server['status'] != 'ACTIVE':
+                    raise StepError('ERROR: %s' % server.get('fault'))
+                self.domain_of('control-unpatched')
+                seen = self.check_stateful('control-unpatched')
+            else:
+                if server['status'] != 'ERROR':
+                    raise StepError('%s reached %s' % (
+                        'control-unpatched', server['status']))
+                refused = self.refusals(server['id'])
+                fault = (server.get('fault') or {}).get('message', '')
+                seen = 'ERROR, fault "%s"; its log: %s' % (
+                    fault, evidence.one_line(
+                        refused[-1] if refused else 'no ERROR line', 300))
+            self.cli.os('server', 'delete', '--wait', 'control-unpatched')
+            left = [d for d in second.domains() if d not in had]
+            after = self.usage()
+            if left or after != before:
+                raise StepError('%s; after delete: domains %s, usage %d '
+                                'was %d' % (seen, left, after, before))
+            return '%s; deleted, nothing left on it' % seen
+        self.ev.check(
+            'UEFI guest on the unpatched compute',
+            'server create --host %s of the control image: %s' % (
+                second.host, 'ACTIVE with its VARS file' if boots else
+                'ERROR, the compute as published cannot define a UEFI '
+                'guest on libvirt 9.0.0'), check)
+
+    def no_valid_host(self) -> None:
+        """The patched compute disabled: nowhere to boot stateless."""
+        second = self.second
+        if second is None:
+            return
+        reports = bool(self.cloud and self.cloud.unpatched_reports_trait)
+        fault_re = (r'Exceeded maximum number of retries|No valid host'
+                    if reports else r'No valid host')
+
+        def check() -> str:
+            before = self.usage()
+            self.cli.os('compute', 'service', 'set', '--disable',
+                        '--disable-reason', 'stateless firmware check',
+                        self.hostname, 'nova-compute')
+            try:
+                self.cli.os('server', 'create', '--image', 'cloud-stateless',
+                            '--flavor', 'cloud.tiny', '--nic', 'none',
+                            'stateless-nohost')
+                server = self.wait_settled('stateless-nohost')
+            finally:
+                self.cli.os('compute', 'service', 'set', '--enable',
+                            self.hostname, 'nova-compute')
+            fault = (server.get('fault') or {}).get('message', '')
+            refused = self.refusals(server['id'])
+            host = (server.get('OS-EXT-SRV-ATTR:host') or
+                    server.get('compute_host'))
+            mine = second.domain_name(server.get(
+                'OS-EXT-SRV-ATTR:instance_name', ''))
+            left = [d for d in second.domains() if d == mine]
+            files = {}
+            for domain in left:
+                files.update(second.nvram(domain))
+            after = self.usage()
+            self.cli.os('server', 'delete', '--wait', 'stateless-nohost')
+            seen = '%s, fault "%s", host %s%s; usage %d as before: %s' % (
+                server['status'], fault, host or 'none',
+                '; the unpatched compute failed it: %s' % evidence.one_line(
+                    refused[-1], 300) if refused else '', after,
+                after == before)
+            if (server['status'] != 'ERROR' or
+                    not re.search(fault_re, fault) or host or left or
+                    files or after != before):
+                raise StepError('%s; domains on %s: %s, NVRAM %s' % (
+                    seen, second.host, left, files))
+            if reports and not refused:
+                raise StepError('%s; but no refusal in %s' % (
+                    seen, second.log))
+            return seen + '; no domain, no NVRAM on %s' % second.host
+        self.ev.check(
+            'patched compute disabled',
+            'compute service set --disable on %s: a stateless server goes '
+            'to ERROR (%s); nothing allocated, nothing left on %s; enabled '
+            'again after' % (
+                self.hostname,
+                'the unpatched compute reports the trait, is picked and '
+                'fails it: "Exceeded maximum number of retries"'
+                if reports else '"No valid host"', second.host), check)
+
+    def keep_moves_on_patched(self) -> None:
+        """Disable an unpatched compute that reports the trait, as an
+        operator must before moving stateless servers.
+        """
+        second = self.second
+        if second is None or not (self.cloud and
+                                  self.cloud.unpatched_reports_trait):
+            return
+
+        def check() -> str:
+            self.cli.os('compute', 'service', 'set', '--disable',
+                        '--disable-reason', 'not patched for stateless '
+                        'firmware', second.host, 'nova-compute')
+            return '%s disabled; stateless servers are scheduled to %s only'\
+                % (second.host, self.hostname)
+        self.ev.check('unpatched compute disabled',
+                      'the operator disables the compute that reports the '
+                      'trait but cannot boot it, before resize and '
+                      'unshelve schedule', check)
 
     def console(self, name: str, timeout: float = 180) -> str:
         deadline = time.monotonic() + timeout
@@ -406,18 +768,21 @@ class Scenario:
                 flavor = flavor.get('original_name') or flavor.get('name')
             if 'cloud.small' not in str(flavor):
                 raise StepError('flavor after resize: %s' % flavor)
+            self.on_patched('stateless')
             return 'now %s: %s' % (flavor, self.check_stateless('stateless'))
         self.ev.check('resize (same host)', 'still stateless', resize)
 
         def shelve() -> str:
             self.cli.os('server', 'shelve', '--wait', 'stateless')
             self.wait_status('stateless', 'SHELVED_OFFLOADED')
-            gone = cloud_domains(self.cli.virsh('list', '--all', '--name'))
-            if self.domains['stateless'] in gone:
+            gone = self.all_domains()
+            if any(self.domains['stateless'] in names
+                   for names in gone.values()):
                 raise StepError('shelved, but %s is still defined' %
                                 self.domains['stateless'])
             self.cli.os('server', 'unshelve', '--wait', 'stateless')
             self.wait_status('stateless', 'ACTIVE', 60)
+            self.on_patched('stateless')
             return self.check_stateless('stateless')
         self.ev.check('shelve and unshelve', 'offloaded, then stateless '
                       'again', shelve)
@@ -435,33 +800,42 @@ class Scenario:
 
     def delete(self) -> None:
         def check() -> str:
-            names = [n for n in ('stateless', 'control')
+            names = [n for n in ('stateless', 'control', 'control-unpatched',
+                                 'stateless-nohost')
                      if self.cli.os_json('server', 'list', '--name',
                                          '^%s$' % n)]
             if names:
                 self.cli.os('server', 'delete', '--wait', *names)
             left = self.cli.os_json('server', 'list')
-            domains = cloud_domains(self.cli.virsh('list', '--all',
-                                                   '--name'))
+            domains = self.all_domains()
             files = {}
             for domain in self.domains.values():
-                files.update(nvram_files(domain))
+                for hv in self.hypervisors.values():
+                    files.update(hv.nvram(domain))
             used = self.usage()
             if left or domains or files or used:
                 raise StepError('left: servers %s, domains %s, NVRAM %s, '
                                 'usage %d' % (left, domains, files, used))
-            return 'deleted %s: no server, no domain, no NVRAM, usage 0' % (
-                ', '.join(names))
+            return ('deleted %s: no server, no domain, no NVRAM, usage 0 '
+                    'on %s' % (', '.join(names),
+                               ' and '.join(self.hypervisors)))
         self.ev.check('delete', 'no server, no domain, no NVRAM file, no '
-                      'allocation left', check)
+                      'allocation left%s' % (
+                          ' on either compute' if self.second else ''),
+                      check)
 
     def run(self, pids: ty.Collection[int], moves: bool = True) -> None:
         self.listeners(pids)
+        if self.second is not None:
+            self.computes()
         self.trait()
         self.images()
         self.bad_input()
         if self.boot():
+            self.unpatched_uefi()
+            self.no_valid_host()
             self.lifecycle()
             if moves:
+                self.keep_moves_on_patched()
                 self.moves()
         self.delete()

@@ -11,6 +11,7 @@ packages ship, ``nova-conductor``, ``nova-scheduler`` and
 import concurrent.futures
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from tools.cloud import config as config_mod
 from tools.cloud import install
 from tools.cloud import processes
 from tools.cloud import releases
+from tools.cloud import system
 
 READY_TIMEOUT = 180.0
 
@@ -335,7 +337,35 @@ class Services:
         for name in ('nova-conductor', 'nova-scheduler', 'nova-compute'):
             self.start_nova(name)
 
-    def wait_compute(self, hostname: str) -> str:
+    def write_compute_config(self, compute: config_mod.Compute) -> str:
+        """The configuration file and directories of another compute."""
+        os.makedirs(self.s.state_dir(compute.name), exist_ok=True)
+        os.makedirs(compute.instances_path, mode=0o755, exist_ok=True)
+        return self._write('nova', compute.name + '.conf',
+                           config_mod.render_ini(config_mod.nova_compute_conf(
+                               self.s, compute)))
+
+    def start_compute(self, compute: config_mod.Compute,
+                      holder: int) -> None:
+        """Start another nova-compute, from its own virtualenv, on the
+        second host ``holder`` holds (:func:`system.host_start`): its
+        host name, its libvirt daemons.
+
+        The libvirt driver names its hypervisor (and so its resource
+        provider) after the host name libvirt reports, which is the
+        kernel's: on the same UTS namespace a second compute would
+        report the first one's name, which placement refuses for a
+        second provider.
+        """
+        conf = self.conf('nova', compute.name + '.conf')
+        argv = system.in_host(holder, [
+            self.bin('nova-compute', compute.venv), '--config-file', conf])
+        self.procs.start(compute.name, argv,
+                         log=os.path.join(self.s.log_dir,
+                                          compute.name + '.log'),
+                         env=self.env(compute.venv))
+
+    def wait_compute(self, hostname: str, name: str = 'nova-compute') -> str:
         """The compute's resource provider, once it exists; then the
         compute is mapped into cell1.
         """
@@ -347,9 +377,10 @@ class Services:
         restarted = False
         while True:
             try:
-                self._check_alive('nova-compute')
+                self._check_alive(name)
             except ServiceFailed:
-                if restarted or not self._refused_as_new_host():
+                if (restarted or name != 'nova-compute' or
+                        not self._refused_as_new_host()):
                     raise
                 # Nova refuses to start a new compute service on a
                 # hypervisor that has domains: on a libvirt daemon
@@ -386,6 +417,17 @@ class Services:
                               capture_output=True, stdin=subprocess.DEVNULL)
         return [n for n in proc.stdout.split()
                 if not n.startswith('cloud-')]
+
+
+def compute_version(log: str) -> str:
+    """The version nova-compute says it starts, from its log."""
+    with open(log, errors='replace') as f:
+        for line in f:
+            match = re.search(r'Starting compute node \(version ([^)]+)\)',
+                              line)
+            if match:
+                return match.group(1)
+    return '(version not logged)'
 
 
 def _check_port_free(host: str, port: int) -> None:

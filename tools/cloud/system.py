@@ -277,8 +277,11 @@ def libvirt_start(state: processes.State, procs: processes.Processes,
                   s: config_mod.Settings,
                   say: ty.Callable[[str], None]) -> None:
     """The libvirt daemons nova-compute talks to (qemu:///system)."""
+    # A daemon serves here if its socket does: one of another mount
+    # namespace (a container's, a second host's) does not.
     wanted = [(name, sock) for name, sock in libvirt_daemons.DAEMONS
-              if not libvirt_daemons.running(name)]
+              if not (libvirt_daemons.running(name) and
+                      os.path.exists(sock))]
     if not wanted:
         say('libvirt daemons already run: using them, leaving them running')
         return
@@ -290,3 +293,113 @@ def libvirt_start(state: processes.State, procs: processes.Processes,
         procs.record(name, proc.pid, os.path.join(s.log_dir, name + '.log'),
                      group='system')
         say('%s started (pid %d)' % (name, proc.pid))
+
+
+# --- a second host ---------------------------------------------------------
+
+#: The group of a second host's processes in the run's state: they end
+#: after nova-compute, once its guests are removed.
+HOST_GROUP = 'host-unpatched'
+
+
+def prepare_host(compute: config_mod.Compute) -> None:
+    """The directories of a second host's libvirt: empty ones, and a
+    copy of the host's libvirt configuration with no network started
+    on its own (the network namespace is the host's).
+    """
+    root = compute.libvirt_root
+    # Sockets and PID files of an earlier run would read as ready.
+    shutil.rmtree(compute.host_path('/run/libvirt'), ignore_errors=True)
+    for path in config_mod.HOST_DIRS:
+        if path != '/etc/libvirt':
+            os.makedirs(compute.host_path(path), exist_ok=True)
+    etc = compute.host_path('/etc/libvirt')
+    if not os.path.isdir(etc):
+        shutil.copytree('/etc/libvirt', etc, symlinks=True,
+                        ignore=_no_guests)
+    autostart = os.path.join(etc, 'qemu', 'networks', 'autostart')
+    if os.path.isdir(autostart):
+        for entry in os.listdir(autostart):
+            os.unlink(os.path.join(autostart, entry))
+    os.chmod(root, 0o755)
+
+
+def _no_guests(directory: str, names: list[str]) -> list[str]:
+    """What of /etc/libvirt a second host does not copy: the domains
+    defined on this one (``qemu/*.xml``, ``qemu/autostart``), which its
+    nova-compute would take for instances of its own.
+    """
+    if os.path.normpath(directory) != '/etc/libvirt/qemu':
+        return []
+    return [n for n in names if n.endswith('.xml') or n == 'autostart']
+
+
+def in_host(holder: int, argv: list[str]) -> list[str]:
+    """``argv`` run in the namespaces of the second host ``holder``
+    holds; ``nsenter`` execs it, so that its PID is the command's.
+    """
+    return ['nsenter', '--target', str(holder), '--mount', '--uts', '--',
+            *argv]
+
+
+def host_start(compute: config_mod.Compute, procs: processes.Processes,
+               log_dir: str, say: ty.Callable[[str], None]) -> int:
+    """A second host on this kernel for ``compute``: a mount and UTS
+    namespace of its own, with its own libvirt daemons (``virtlogd``,
+    ``libvirtd``) serving ``qemu:///system`` there; the PID of the
+    process that holds the namespaces.
+
+    A libvirt daemon of the QEMU driver keeps its sockets, PID files and
+    guests' state at fixed paths: two on one file system collide. In the
+    namespace those paths are directories of the second host's own
+    (``compute.libvirt_root``), bound over the host's; the rest of the
+    file system, the network and the processes are shared.
+    """
+    reason = libvirt_daemons.why_not(name for name, _s in
+                                     libvirt_daemons.DAEMONS)
+    if reason:
+        raise ServiceError('cannot start a second host: %s' % reason)
+    prepare_host(compute)
+    holder = procs.start(
+        compute.host, ['unshare', '--mount', '--uts', '--propagation',
+                       'private', '--', 'sh', '-c', config_mod.host_script(),
+                       compute.host, compute.libvirt_root],
+        log=os.path.join(log_dir, compute.host + '.log'),
+        group=HOST_GROUP).pid
+
+    def holding() -> bool:
+        if not processes.alive(holder, None):
+            raise ServiceError('the namespace of %s ended; see %s' % (
+                compute.host, os.path.join(log_dir, compute.host + '.log')))
+        with open('/proc/%d/cmdline' % holder, 'rb') as f:
+            return f.read().startswith(b'sleep')
+    _wait(compute.host, holding, 30)
+    for name, sock in libvirt_daemons.DAEMONS:
+        path = libvirt_daemons.executable(name)
+        assert path is not None
+        pid_file = '/run/libvirt/%s.pid' % name
+        log = os.path.join(log_dir, '%s-%s.log' % (name, compute.host))
+        proc = procs.start('%s (%s)' % (name, compute.host),
+                           in_host(holder, [path, '--pid-file', pid_file]),
+                           log=log, group=HOST_GROUP)
+
+        def ready(sock: str = sock, proc: ty.Any = proc,
+                  log: str = log) -> bool:
+            if proc.poll() is not None:
+                raise ServiceError('%s exited %d; see %s' % (
+                    name, proc.returncode, log))
+            return os.path.exists(compute.host_path(sock))
+        _wait(name, ready, libvirt_daemons.READY_TIMEOUT)
+        say('%s of %s started (pid %d)' % (name, compute.host, proc.pid))
+    return holder
+
+
+def host_holder(state: processes.State) -> int | None:
+    """The PID holding the second host's namespaces, if it runs."""
+    for entry in state.processes:
+        if (entry.get('group') == HOST_GROUP and
+                processes.alive(entry['pid'], entry.get('start_time')) and
+                entry['name'] not in ('virtlogd', 'libvirtd') and
+                not entry['name'].startswith(('virtlogd ', 'libvirtd '))):
+            return entry['pid']
+    return None

@@ -18,11 +18,17 @@
         extra-requirements = openstack-placement==11.0.0
 
         [tests]
-        ; modules run besides those derived from the patches
+        ; modules run besides those the selection rules pick
         unit = nova.tests.unit.objects.test_objects
         functional =
         ; environment the release's tests need (its tox.ini's setenv)
         env = OS_NOVA_DISABLE_EVENTLET_PATCHING=False
+        ; the extras its tox.ini installs for the unit tests
+        extras = zvm vmware
+        ; test files of another release run unchanged on the patched
+        ; tree: one sdist a line, with its sha256 and the files
+        upstream =
+            nova==30.3.0 <sha256> nova/tests/functional/libvirt/test_x.py
         ; source file -> more test modules touching it tells to run
         [tests:map]
         nova/objects/image_meta.py = nova.tests.unit.objects.test_objects
@@ -31,9 +37,8 @@
         script = boot_check.py            ; run with the venv's python
         requirements = libvirt-python     ; for it only (pip --target)
 
-The unit tests of a patch are derived from the files it changes: a
-changed or added test module runs itself, and ``nova/a/b.py`` runs
-``nova/tests/unit/a/test_b.py`` when the release has it.
+The tests a patch runs in CI are chosen from the files and lines it changes
+by the rules of ``tools/series/selection.py``.
 """
 
 import configparser
@@ -41,14 +46,62 @@ import dataclasses
 import os
 import re
 
+from tools.series import selection
+
 #: Where series live, relative to the repository root.
 SERIES_DIR = 'series'
 
 _DIFF_FILE = re.compile(r'^diff --git a/(\S+) b/(\S+)$', re.M)
+_HUNK = re.compile(r'^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@')
 
 
 class SeriesError(Exception):
     """The series directory is incomplete or inconsistent."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Upstream:
+    """Test files of another release's sdist, run on the patched tree."""
+
+    package: str
+    version: str
+    sha256: str
+    paths: tuple[str, ...]
+
+    @property
+    def sdist_name(self) -> str:
+        return '%s-%s.tar.gz' % (self.package, self.version)
+
+    @property
+    def requirement(self) -> str:
+        return '%s==%s' % (self.package, self.version)
+
+
+_SHA256 = re.compile(r'^[0-9a-f]{64}$')
+
+
+def parse_upstream(value: str) -> tuple[Upstream, ...]:
+    """``[tests] upstream``: ``PKG==VERSION SHA256 PATH...`` a line."""
+    found = []
+    for line in value.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        package, sep, version = words[0].partition('==')
+        if (not sep or not package or not version or len(words) < 3 or
+                not _SHA256.match(words[1].lower())):
+            raise SeriesError(
+                '[tests] upstream: %r is not "PACKAGE==VERSION SHA256 '
+                'PATH..."' % line.strip())
+        for path in words[2:]:
+            if (path.startswith('/') or '..' in path.split('/') or
+                    not path.endswith('.py')):
+                raise SeriesError(
+                    '[tests] upstream: %r is not a relative path of a '
+                    'Python test file' % path)
+        found.append(Upstream(package, version, words[1].lower(),
+                              tuple(words[2:])))
+    return tuple(found)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +114,33 @@ class Patch:
         with open(self.path, encoding='utf-8') as f:
             text = f.read()
         return [m.group(2) for m in _DIFF_FILE.finditer(text)]
+
+    def changed_lines(self) -> dict[str, list[str]]:
+        """Path -> the lines the patch adds or removes in it."""
+        changed: dict[str, list[str]] = {}
+        current: list[str] = []
+        old = new = 0  # lines of the current hunk still to read
+        with open(self.path, encoding='utf-8') as f:
+            for line in f:
+                line = line.rstrip('\n')
+                if old or new:
+                    tag, text = line[:1], line[1:]
+                    if tag in ('-', ' ', ''):
+                        old -= 1
+                    if tag in ('+', ' ', ''):
+                        new -= 1
+                    if tag in ('+', '-'):
+                        current.append(text)
+                    continue
+                match = _DIFF_FILE.match(line)
+                if match:
+                    current = changed.setdefault(match.group(2), [])
+                    continue
+                match = _HUNK.match(line)
+                if match:
+                    old = int(match.group(1) or 1)
+                    new = int(match.group(2) or 1)
+        return changed
 
     def subject(self) -> str:
         with open(self.path, encoding='utf-8') as f:
@@ -84,6 +164,8 @@ class Release:
     functional: tuple[str, ...]
     test_map: dict[str, tuple[str, ...]]
     test_env: dict[str, str]
+    extras: tuple[str, ...]
+    upstream: tuple[Upstream, ...]
     boot_script: str | None
     boot_requirements: tuple[str, ...]
     patches: tuple[Patch, ...]
@@ -164,43 +246,26 @@ def load(root: str, name: str) -> Release:
         test_map=test_map,
         test_env=dict(word.partition('=')[::2]
                       for word in _words(tests.get('env', ''))),
+        extras=_words(tests.get('extras', '')),
+        upstream=parse_upstream(tests.get('upstream', '')),
         boot_script=os.path.join(directory, script) if script else None,
         boot_requirements=_words(boot.get('requirements', '')),
         patches=tuple(patches),
     )
 
 
-def module_of(path: str) -> str:
-    return path[:-len('.py')].replace('/', '.')
+def select(release: Release, patches: tuple[Patch, ...], tree: str,
+           extra: dict[str, str] | None = None
+           ) -> list[selection.Selected]:
+    """The tests the selection rules pick for ``patches`` in ``tree``.
 
-
-def tests_for(release: Release, files: list[str], tree: str
-              ) -> tuple[list[str], list[str]]:
-    """(unit, functional) test modules that cover ``files`` in ``tree``."""
-    unit: list[str] = []
-    functional: list[str] = []
-
-    def add(module: str) -> None:
-        target = functional if '.tests.functional.' in module else unit
-        if module not in target:
-            target.append(module)
-
-    for path in files:
-        for module in release.test_map.get(path, ()):
-            add(module)
-        if not path.endswith('.py'):
-            continue
-        base = os.path.basename(path)
-        if '/tests/' in path:
-            if base.startswith('test_') and os.path.isfile(
-                    os.path.join(tree, path)):
-                add(module_of(path))
-            continue
-        parts = path.split('/')
-        if parts[0] != release.package:
-            continue
-        candidate = '/'.join(
-            [parts[0], 'tests', 'unit'] + parts[1:-1] + ['test_' + base])
-        if os.path.isfile(os.path.join(tree, candidate)):
-            add(module_of(candidate))
-    return unit, functional
+    Each patch is selected for on its own (the ``inputs`` rule reads its
+    lines); ``extra`` maps more selectors to the reason they run for.
+    """
+    picked = [selection.select(release.package, p.files(), tree,
+                               release.test_map,
+                               lines=p.changed_lines())
+              for p in patches]
+    picked.append(selection.select(release.package, [], tree,
+                                   extra=extra))
+    return selection.merge(picked)

@@ -9,14 +9,25 @@
    in series order as quilt does; both must apply every patch with no
    fuzz and give the same tree;
 3. create a virtualenv and install the patched tree with the release's
-   pins (``pip install -c PINS -e TREE -r test-requirements.txt``);
-4. run with stestr the release's own unit tests of every module the
-   series touches, and the series' own unit and functional tests;
+   pins (``pip install -c PINS -e TREE[EXTRAS] -r test-requirements.txt``);
+4. run with stestr the release's tests that the selection rules pick for
+   the files the series changes (``tools/series/selection.py``), the
+   series' own tests, and the test files of other releases that
+   ``release.ini`` names, copied into the tree for the run;
 5. run the release's boot check (real libvirt) in that virtualenv.
 
 ``--per-patch`` applies the patches one by one instead and runs, after
-each, the tests of the modules that patch touches (and, first, the same
-release tests on the pristine tree), to show each patch stands alone.
+each, the tests the rules pick for that patch (and, first, the unit tests
+of the whole selection on the pristine tree), to show each patch stands
+alone.
+
+``--full`` runs the release's whole unit and functional suites instead of
+the selection, on the pristine tree and on the patched one, each in a
+virtualenv of its own, and holds every test of the patched run to its
+pristine result (``tools/series/results.py``). The results of a finished
+run are saved and reused: the pristine ones under the cache, keyed by the
+sdist, the pins and the test environment; the patched ones in the work
+directory, keyed by the patched tree.
 """
 
 import argparse
@@ -32,6 +43,9 @@ import tarfile
 import time
 
 from tools.series import release as release_mod
+from tools.series import results as results_mod
+from tools.series import selection
+from tools.series import upstream as upstream_mod
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -62,7 +76,17 @@ TEST_ENV = {
     'LC_ALL': 'C.UTF-8',
 }
 
-_TOTALS = re.compile(r'^ - (Passed|Failed|Skipped): (\d+)', re.M)
+#: Run with a virtualenv's Python to read a subunit stream.
+SUBUNIT_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                               'subunit_results.py')
+
+#: stestr's test paths of the suites, as Nova's tox.ini gives them.
+SUITES = {'unit': './nova/tests/unit',
+          'functional': './nova/tests/functional'}
+
+#: What Nova's tox.ini runs after its unit suite, in a process of its
+#: own (the module reloads Nova with osprofiler enabled).
+UNIT_ISOLATED = {'TEST_OSPROFILER': '1'}, 'nova.tests.unit.test_profiler'
 
 
 class StepFailed(Exception):
@@ -105,26 +129,32 @@ def sha256_of(path: str) -> str:
 
 # --- fetch and unpack --------------------------------------------------------
 
-def fetch(rel: release_mod.Release, cache: str) -> str:
+def fetch_sdist(package: str, version: str, sha256: str, cache: str
+                ) -> str:
     """The sdist in ``cache``, downloaded with pip when missing."""
-    step('fetch %s==%s' % (rel.package, rel.version))
+    step('fetch %s==%s' % (package, version))
     os.makedirs(cache, exist_ok=True)
-    path = os.path.join(cache, rel.sdist_name)
-    if not os.path.isfile(path) or sha256_of(path) != rel.sha256:
+    name = '%s-%s.tar.gz' % (package, version)
+    path = os.path.join(cache, name)
+    if not os.path.isfile(path) or sha256_of(path) != sha256:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         run([sys.executable, '-m', 'pip', 'download', '--no-deps',
              '--no-binary', ':all:',
-             '%s==%s' % (rel.package, rel.version), '-d', cache])
+             '%s==%s' % (package, version), '-d', cache])
     else:
         say('cached: %s' % path)
     digest = sha256_of(path)
-    if digest != rel.sha256:
+    if digest != sha256:
         os.unlink(path)
         raise StepFailed('sha256 of %s is %s, not %s as release.ini says' %
-                         (rel.sdist_name, digest, rel.sha256))
+                         (name, digest, sha256))
     say('sha256 %s OK' % digest)
     return path
+
+
+def fetch(rel: release_mod.Release, cache: str) -> str:
+    return fetch_sdist(rel.package, rel.version, rel.sha256, cache)
 
 
 def unpack(sdist: str, dest: str) -> str:
@@ -225,6 +255,7 @@ def install(rel: release_mod.Release, tree: str, venv: str) -> None:
             key.update(''.join(line for line in f
                                if not line.startswith('#')).encode())
     key.update(' '.join(rel.extra_requirements).encode())
+    key.update(' '.join(rel.extras).encode())
     key.update(sys.version.encode())
     stamp = os.path.join(venv, '.series-stamp')
     reuse = False
@@ -235,15 +266,16 @@ def install(rel: release_mod.Release, tree: str, venv: str) -> None:
     pip = [venv_python(venv), '-m', 'pip', 'install', '-q', '--no-compile',
            '--progress-bar', 'off', '-c', rel.pins]
     env = dict(PBR_ENV, PBR_VERSION=rel.version)
+    editable = tree + ('[%s]' % ','.join(rel.extras) if rel.extras else '')
     start = time.monotonic()
     # pip's output goes to a log, shown when pip fails.
     if reuse:
         say('reusing %s' % venv)
-        run(pip + ['--no-deps', '-e', tree], env=env, capture=True)
+        run(pip + ['--no-deps', '-e', editable], env=env, capture=True)
     else:
         shutil.rmtree(venv, ignore_errors=True)
         run([sys.executable, '-m', 'venv', venv])
-        run(pip + ['-e', tree, '-r',
+        run(pip + ['-e', editable, '-r',
                    os.path.join(tree, 'test-requirements.txt'),
                    *rel.extra_requirements], env=env, capture=True)
         with open(stamp, 'w') as f:
@@ -253,73 +285,186 @@ def install(rel: release_mod.Release, tree: str, venv: str) -> None:
 
 # --- tests -------------------------------------------------------------------
 
-def _filters(modules: list[str]) -> list[str]:
-    return ['^%s\\.' % re.escape(m) for m in modules]
+#: Seconds between two progress lines of a run whose output goes to a log.
+PROGRESS_EVERY = 120
+
+_RESULT_LINE = re.compile(r'\.\.\. (ok|FAILED|SKIPPED)')
 
 
-def stestr(venv: str, tree: str, test_path: str, modules: list[str],
-           test_env: dict[str, str] | None = None) -> dict[str, int]:
-    """Run ``modules`` with stestr; the Totals it printed."""
-    if not modules:
-        return {}
-    say('stestr --test-path=%s: %s' % (test_path, ' '.join(modules)))
-    cmd = [os.path.join(venv, 'bin', 'stestr'),
-           '--test-path=%s' % test_path, 'run', '--color', *_filters(
-               modules)]
-    env = dict(TEST_ENV, **(test_env or {}))
+def _test_env(venv: str, extra: dict[str, str] | None = None
+              ) -> dict[str, str]:
+    env = dict(os.environ, **TEST_ENV)
+    env.update(extra or {})
     env['PATH'] = os.path.join(venv, 'bin') + os.pathsep + os.environ.get(
         'PATH', '')
-    proc = subprocess.Popen(cmd, cwd=tree, env=dict(os.environ, **env),
-                            text=True, stdout=subprocess.PIPE,
+    return env
+
+
+def _next_stream(tree: str) -> str | None:
+    with contextlib.suppress(OSError):
+        with open(os.path.join(tree, '.stestr', 'next-stream')) as f:
+            return f.read().strip()
+    return None
+
+
+def _stream(cmd: list[str], cwd: str, env: dict[str, str],
+            log: str | None, label: str) -> int:
+    """Run ``cmd``, its output to ours, or to ``log``.
+
+    With a log, a progress line every :data:`PROGRESS_EVERY` seconds.
+    """
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, text=True,
+                            errors='replace', stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
-    out = []
     assert proc.stdout is not None
-    for line in proc.stdout:
-        out.append(line)
-        sys.stdout.write(line)
-    sys.stdout.flush()
-    rc = proc.wait()
-    totals = {k.lower(): int(v) for k, v in _TOTALS.findall(''.join(out))}
-    totals['rc'] = rc
-    return totals
+    if log is None:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+        sys.stdout.flush()
+        return proc.wait()
+    say('%s: output in %s' % (label, log))
+    start = last = time.monotonic()
+    done = {'ok': 0, 'FAILED': 0, 'SKIPPED': 0}
+    with open(log, 'w', encoding='utf-8') as out:
+        for line in proc.stdout:
+            out.write(line)
+            match = _RESULT_LINE.search(line)
+            if match:
+                done[match.group(1)] += 1
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY:
+                last = now
+                out.flush()
+                say('%s: %d passed, %d failed, %d skipped after %.0f s '
+                    '(load %.1f)' % (label, done['ok'], done['FAILED'],
+                                     done['SKIPPED'], now - start,
+                                     os.getloadavg()[0]))
+    return proc.wait()
+
+
+def last_results(venv: str, tree: str) -> dict:
+    """Per-test results of the last stestr run in ``tree``."""
+    last = subprocess.run(
+        [os.path.join(venv, 'bin', 'stestr'), 'last', '--subunit'],
+        cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env=_test_env(venv))
+    proc = subprocess.run([venv_python(venv), SUBUNIT_RESULTS],
+                          input=last.stdout, stdout=subprocess.PIPE,
+                          check=True)
+    return json.loads(proc.stdout)
+
+
+def stestr(venv: str, tree: str, test_path: str, selectors: list[str],
+           test_env: dict[str, str] | None = None, *,
+           concurrency: int = 2, log: str | None = None,
+           label: str = 'stestr', no_discover: str | None = None
+           ) -> tuple[int, dict | None]:
+    """Run the tests of ``selectors`` (all when empty) with stestr.
+
+    The exit status and the per-test results, or ``None`` when stestr
+    recorded no run or one without results (it could not load the tests).
+    """
+    cmd = [os.path.join(venv, 'bin', 'stestr'),
+           '--test-path=%s' % test_path, 'run',
+           '--concurrency', str(concurrency)]
+    if log is None:
+        cmd.append('--color')
+    if no_discover:
+        cmd += ['--no-discover', no_discover]
+    else:
+        cmd += [selection.stestr_filter(s) for s in selectors]
+    if log is None:
+        say('stestr --test-path=%s: %s' % (
+            test_path, ' '.join(selectors) or no_discover or 'all tests'))
+    before = _next_stream(tree)
+    rc = _stream(cmd, tree, _test_env(venv, test_env), log, label)
+    if _next_stream(tree) in (before, None):
+        return rc, None
+    return rc, last_results(venv, tree) or None
+
+
+def totals(rc: int, found: dict | None) -> dict:
+    """Counts of a CI run, and its failures with their reasons."""
+    if found is None:
+        return {'rc': rc or 1, 'passed': 0, 'failed': 0, 'skipped': 0,
+                'error': 'stestr recorded no run: the tests did not load'}
+    out = dict(results_mod.counts(found), rc=rc)
+    out['failures'] = [
+        [test_id, results_mod.signature(text)]
+        for test_id, (status, _s, text) in sorted(found.items())
+        if results_mod.outcome(status) == 'failed']
+    return out
 
 
 def run_tests(venv: str, tree: str, unit: list[str],
               functional: list[str],
-              test_env: dict[str, str] | None = None) -> dict:
+              test_env: dict[str, str] | None = None,
+              concurrency: int = 2) -> dict:
     results = {}
-    for kind, path, modules in (
-            ('unit', './nova/tests/unit', unit),
-            ('functional', './nova/tests/functional', functional)):
+    for kind, modules in (('unit', unit), ('functional', functional)):
         if modules:
-            step('%s tests (%d modules)' % (kind, len(modules)))
+            step('%s tests (%d selectors)' % (kind, len(modules)))
             start = time.monotonic()
-            totals = stestr(venv, tree, path, modules, test_env)
-            totals['seconds'] = round(time.monotonic() - start)
-            results[kind] = totals
+            rc, found = stestr(venv, tree, SUITES[kind], modules, test_env,
+                               concurrency=concurrency)
+            results[kind] = totals(rc, found)
+            results[kind]['seconds'] = round(time.monotonic() - start)
     return results
 
 
-def all_tests(rel: release_mod.Release, tree: str
-              ) -> tuple[list[str], list[str]]:
-    unit, functional = [], []
-    for patch in rel.patches:
-        u, f = release_mod.tests_for(rel, patch.files(), tree)
-        unit += [m for m in u if m not in unit]
-        functional += [m for m in f if m not in functional]
-    unit += [m for m in rel.unit if m not in unit]
-    functional += [m for m in rel.functional if m not in functional]
-    return unit, functional
+def all_tests(rel: release_mod.Release, tree: str,
+              extra: dict[str, str] | None = None
+              ) -> list[selection.Selected]:
+    """The selection for the whole series, release.ini's and ``extra``."""
+    more = {m: 'release.ini' for m in rel.unit + rel.functional}
+    more.update(extra or {})
+    return release_mod.select(rel, rel.patches, tree, more)
 
 
-def _existing(tree: str, modules: list[str]) -> list[str]:
-    return [m for m in modules
-            if os.path.isfile(os.path.join(tree, *m.split('.')) + '.py')]
+def split(picked: list[selection.Selected]) -> tuple[list[str], list[str]]:
+    return ([p.selector for p in picked if p.kind == 'unit'],
+            [p.selector for p in picked if p.kind == 'functional'])
+
+
+def show_selection(picked: list[selection.Selected]) -> None:
+    step('tests the rules pick (tools/series/selection.py)')
+    for item in picked:
+        say('%-10s %-58s %s' % (item.kind, item.selector,
+                                selection.describe(item)))
 
 
 def _failed(results: dict) -> bool:
     return any(r.get('rc') or r.get('failed') or not r.get('passed')
                for r in results.values())
+
+
+# --- upstream tests ----------------------------------------------------------
+
+def upstream_copies(rel: release_mod.Release, cache: str
+                    ) -> dict[str, bytes]:
+    """The test files of other releases that ``release.ini`` names.
+
+    By the path each takes in the patched tree.
+    """
+    files = {}
+    for up in rel.upstream:
+        sdist = fetch_sdist(up.package, up.version, up.sha256, cache)
+        files[up] = upstream_mod.read_files(sdist, up)
+        for path in up.paths:
+            say('%s %s -> %s' % (up.requirement, path,
+                                 upstream_mod.injected_path(path, up)))
+    return upstream_mod.plan(files)
+
+
+def upstream_reasons(rel: release_mod.Release) -> dict[str, str]:
+    """Selector -> reason of every upstream copy."""
+    reasons = {}
+    for up in rel.upstream:
+        for path in up.paths:
+            module = selection.module_of(upstream_mod.injected_path(path,
+                                                                    up))
+            reasons[module] = 'upstream %s' % up.requirement
+    return reasons
 
 
 # --- boot --------------------------------------------------------------------
@@ -374,21 +519,190 @@ def boot(rel: release_mod.Release, venv: str, work: str,
     return subprocess.run(cmd, env=env).returncode
 
 
+# --- full mode ---------------------------------------------------------------
+
+def _pins_text(rel: release_mod.Release) -> str:
+    with open(rel.pins, encoding='utf-8') as f:
+        return f.read()
+
+
+def _env_text(rel: release_mod.Release) -> str:
+    return json.dumps(dict(TEST_ENV, **rel.test_env), sort_keys=True)
+
+
+def pristine_key(rel: release_mod.Release, suite: str) -> str:
+    """What a pristine run's results depend on.
+
+    The sdist, the pins, what else is installed, the test environment,
+    the suite and Python.
+    """
+    return results_mod.cache_key(
+        'pristine', rel.package, rel.version, rel.sha256, _pins_text(rel),
+        ' '.join(rel.extra_requirements), ' '.join(rel.extras),
+        _env_text(rel), suite, sys.version)
+
+
+def patched_key(rel: release_mod.Release, suite: str, tree: str,
+                copies: dict[str, bytes]) -> str:
+    """What a patched run's results depend on.
+
+    As :func:`pristine_key`, with the patched tree instead of the sdist,
+    and the upstream files copied into it.
+    """
+    tree_id = git(tree, 'rev-parse', 'HEAD^{tree}').stdout.strip()
+    return results_mod.cache_key(
+        'patched', rel.package, rel.version, tree_id, _pins_text(rel),
+        ' '.join(rel.extra_requirements), ' '.join(rel.extras),
+        _env_text(rel), suite, sys.version,
+        json.dumps({path: hashlib.sha256(data).hexdigest()
+                    for path, data in copies.items()}, sort_keys=True))
+
+
+def run_suite(rel: release_mod.Release, venv: str, tree: str, suite: str,
+              side: str, logs: str, concurrency: int) -> dict:
+    """One whole suite with stestr, as the release's tox.ini runs it."""
+    step('%s suite on the %s tree' % (suite, side))
+    log = os.path.join(logs, '%s-%s.log' % (suite, side))
+    label = '%s %s' % (suite, side)
+    date = results_mod.machine()['date']
+    start = time.monotonic()
+    rc, found = stestr(venv, tree, SUITES[suite], [], rel.test_env,
+                       concurrency=concurrency, log=log, label=label)
+    if found is None:
+        raise StepFailed('%s: stestr recorded no run (exit %d): see %s' % (
+            label, rc, log))
+    env, module = UNIT_ISOLATED
+    if suite == 'unit' and selection.exists(tree, module):
+        rc2, more = stestr(venv, tree, SUITES[suite], [],
+                           dict(rel.test_env, **env),
+                           concurrency=concurrency,
+                           log=log[:-len('.log')] + '-isolated.log',
+                           label='%s (%s)' % (label, module),
+                           no_discover=module)
+        found.update(more or {})
+        rc = rc or rc2
+    seconds = round(time.monotonic() - start)
+    c = results_mod.counts(found)
+    say('%s: %d tests, %d passed, %d failed, %d skipped in %d s' % (
+        label, c['total'], c['passed'], c['failed'], c['skipped'], seconds))
+    return {'results': found, 'rc': rc, 'seconds': seconds, 'date': date,
+            'log': log, 'machine': results_mod.machine(venv_python(venv))}
+
+
+def full(rel: release_mod.Release, args: argparse.Namespace,
+         pristine: str, tree: str, work: str, venv: str,
+         copies: dict[str, bytes]) -> bool:
+    """Whole suites, pristine against patched; True when it failed."""
+    here = os.path.join(work, 'full')
+    cache = os.path.join(args.work, 'cache', 'results')
+    os.makedirs(here, exist_ok=True)
+    info = results_mod.machine(venv_python(venv))
+    step('full run: %s' % ', '.join(args.full))
+    say('%s on %s: %d CPUs, Python %s, %s, load %s' % (
+        info['date'], info['host'], info['nproc'], info['python'],
+        info['libvirt'] and 'libvirt %s' % info['libvirt'],
+        ' '.join(str(x) for x in info['load'])))
+    upstream = upstream_mod.modules(copies)
+    report = {'release': rel.name, 'package': rel.package,
+              'version': rel.version, 'patches': [p.name for p in
+                                                  rel.patches],
+              'machine': info, 'suites': {}}
+    pristine_env = None
+    failed = False
+    for suite in args.full:
+        sides = {}
+        key = pristine_key(rel, suite)
+        path = os.path.join(cache, '%s-%s-%s-%s.json' % (
+            rel.package, rel.version, suite, key[:16]))
+        saved = None if args.fresh else results_mod.load(path, key)
+        if saved is not None:
+            saved['reused'] = True
+            say('%s pristine: the run of %s, saved in %s' % (
+                suite, saved['date'], path))
+        else:
+            if pristine_env is None:
+                step('a virtualenv for the pristine tree')
+                ptree = os.path.join(here, 'pristine-tree')
+                shutil.rmtree(ptree, ignore_errors=True)
+                shutil.copytree(pristine, ptree, symlinks=True)
+                pvenv = os.path.join(here, 'venv-pristine')
+                install(rel, ptree, pvenv)
+                pristine_env = ptree, pvenv
+            saved = run_suite(rel, pristine_env[1], pristine_env[0], suite,
+                              'pristine', here, args.concurrency)
+            results_mod.save(path, key, saved)
+        sides['pristine'] = saved
+        key = patched_key(rel, suite, tree, copies)
+        path = os.path.join(here, '%s-patched.json' % suite)
+        saved = None if args.fresh else results_mod.load(path, key)
+        if saved is not None:
+            saved['reused'] = True
+            say('%s patched: the run of %s, saved in %s' % (
+                suite, saved['date'], path))
+        else:
+            prefix = SUITES[suite][len('./'):] + '/'
+            mine = {p: d for p, d in copies.items() if p.startswith(prefix)}
+            with upstream_mod.injected(tree, mine):
+                saved = run_suite(rel, venv, tree, suite, 'patched', here,
+                                  args.concurrency)
+            results_mod.save(path, key, saved)
+        sides['patched'] = saved
+        comparison = results_mod.compare(sides['pristine']['results'],
+                                         sides['patched']['results'],
+                                         tuple(upstream))
+        failed = failed or results_mod.failed(comparison)
+        report['suites'][suite] = {
+            'comparison': comparison,
+            **{side: {k: v for k, v in run_.items() if k != 'results'}
+               | {'counts': results_mod.counts(run_['results'])}
+               for side, run_ in sides.items()}}
+        step('%s: pristine against patched' % suite)
+        for line in results_mod.summary(suite, sides, comparison):
+            say(line)
+        # Written after each suite, so that a run stopped in the next one
+        # leaves what it found.
+        report['failed'] = failed
+        report['finished'] = results_mod.machine()['date']
+        out = os.path.join(here, 'result.json')
+        with open(out + '.tmp', 'w', encoding='utf-8') as f:
+            json.dump(report, f, indent=1, sort_keys=True)
+        os.replace(out + '.tmp', out)
+    step('full run summary')
+    say('%s %s %s, series %s: %s' % (
+        info['date'], rel.package, rel.version, rel.name,
+        'REGRESSIONS' if failed else 'no regression'))
+    for suite, part in report['suites'].items():
+        c = part['comparison']
+        say('%-10s pristine %s, patched %s: %d regressions, %d failing in '
+            'both, %d new, %d upstream' % (
+                suite, _counts_text(part['pristine']),
+                _counts_text(part['patched']), len(c['regressions']),
+                len(c['known_failures']), len(c['new']), len(c['upstream'])))
+    say('result: %s' % out)
+    return failed
+
+
+def _counts_text(side: dict) -> str:
+    c = side['counts']
+    return '%d/%d passed in %d s%s' % (
+        c['passed'], c['total'], side.get('seconds', 0),
+        ' (saved)' if side.get('reused') else '')
+
+
 # --- modes -------------------------------------------------------------------
 
 def per_patch(rel: release_mod.Release, pristine: str, work: str,
-              venv: str) -> list[dict]:
-    """Apply the patches one by one; test what each touches."""
+              venv: str, concurrency: int) -> list[dict]:
+    """Apply the patches one by one; test what the rules pick for each."""
     tree = os.path.join(work, 'git')
     make_git_tree(pristine, tree, rel.version)
     install(rel, tree, venv)
-    unit_all, _ = all_tests(rel, tree)
+    baseline, _ = split(all_tests(rel, tree))
     rows = []
-    step('before the series: release unit tests of the touched modules')
-    baseline = _existing(tree, unit_all)
+    step('before the series: the unit tests of the whole selection')
     rows.append({'patch': '(pristine)',
                  'results': run_tests(venv, tree, baseline, [],
-                                      rel.test_env)})
+                                      rel.test_env, concurrency)})
     for patch in rel.patches:
         step('apply %s' % patch.name)
         git_am(tree, patch)
@@ -397,10 +711,12 @@ def per_patch(rel: release_mod.Release, pristine: str, work: str,
             shutil.rmtree(quilt, ignore_errors=True)
             shutil.copytree(pristine, quilt, symlinks=True)
         quilt_push(quilt, patch)
-        unit, functional = release_mod.tests_for(rel, patch.files(), tree)
+        picked = release_mod.select(rel, (patch,), tree)
+        show_selection(picked)
+        unit, functional = split(picked)
         rows.append({'patch': patch.name,
                      'results': run_tests(venv, tree, unit, functional,
-                                          rel.test_env)})
+                                          rel.test_env, concurrency)})
     return rows
 
 
@@ -413,20 +729,62 @@ def summary_line(name: str, results: dict) -> str:
     return '%-58s %s' % (name, '; '.join(parts) or 'no tests')
 
 
+def failure_lines(results: dict) -> list[str]:
+    lines = []
+    for kind, r in results.items():
+        if r.get('error'):
+            lines.append('  %s: %s' % (kind, r['error']))
+        for test_id, reason in r.get('failures', ()):
+            lines.append('  FAILED %s: %s' % (test_id, reason))
+    return lines
+
+
+def ci(rel: release_mod.Release, args: argparse.Namespace, tree: str,
+       venv: str, copies: dict[str, bytes]) -> dict:
+    """The CI selection, with the upstream files in the tree."""
+    with upstream_mod.injected(tree, copies):
+        picked = all_tests(rel, tree, upstream_reasons(rel))
+        show_selection(picked)
+        unit, functional = split(picked)
+        return run_tests(venv, tree, unit, functional, rel.test_env,
+                         args.concurrency)
+
+
+def _suites(value: str) -> list[str]:
+    names = [v for v in value.replace(',', ' ').split() if v]
+    bad = [n for n in names if n not in SUITES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            'suites are %s, not %r' % (' and '.join(SUITES), value))
+    return [n for n in SUITES if n in names]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python3 -m tools.series',
         description=__doc__.split('\n\n')[0])
     parser.add_argument('release', help='a directory name under series/')
-    parser.add_argument('--per-patch', action='store_true',
-                        help='apply the patches one by one and run the '
-                             'tests each touches after each (and the '
-                             'release tests on the pristine tree first); '
-                             'no boot check')
-    parser.add_argument('--no-tests', action='store_true',
-                        help='skip the unit and functional tests')
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument('--per-patch', action='store_true',
+                      help='apply the patches one by one and run the '
+                           'tests the rules pick for each after each (and '
+                           'the unit tests of the whole selection on the '
+                           'pristine tree first); no boot check')
+    mode.add_argument('--full', nargs='?', type=_suites, metavar='SUITES',
+                      const=list(SUITES),
+                      help='run the whole unit and functional suites on '
+                           'the pristine and on the patched tree and '
+                           'compare them test by test; SUITES limits it '
+                           'to "unit" or "functional"')
+    mode.add_argument('--no-tests', action='store_true',
+                      help='skip the unit and functional tests')
     parser.add_argument('--no-boot', action='store_true',
                         help='skip the boot check')
+    parser.add_argument('--fresh', action='store_true',
+                        help='with --full: run again what a finished run '
+                             'saved')
+    parser.add_argument('--concurrency', type=int, default=2, metavar='N',
+                        help='stestr workers (default: %(default)s)')
     parser.add_argument('--work', default=DEFAULT_WORK, metavar='DIR',
                         help='downloads, trees and the virtualenv '
                              '(default: %(default)s)')
@@ -453,38 +811,46 @@ def main(argv: list[str] | None = None) -> int:
         rel.name, rel.package, rel.version, len(rel.patches)))
     work = os.path.join(args.work, rel.name)
     venv = os.path.join(work, 'venv')
+    cache = os.path.join(args.work, 'cache')
     failed = False
     try:
-        sdist = fetch(rel, os.path.join(args.work, 'cache'))
+        sdist = fetch(rel, cache)
         pristine = unpack(sdist, os.path.join(work, 'pristine'))
         if args.per_patch:
-            rows = per_patch(rel, pristine, work, venv)
+            rows = per_patch(rel, pristine, work, venv, args.concurrency)
             step('per-patch results')
             for row in rows:
                 say(summary_line(row['patch'], row['results']))
+                for line in failure_lines(row['results']):
+                    say(line)
                 failed = failed or (row['patch'] != '(pristine)' and
                                     _failed(row['results']))
         else:
             tree = apply_both(rel, pristine, work)
             install(rel, tree, venv)
             results = {}
-            if not args.no_tests:
-                unit, functional = all_tests(rel, tree)
-                results = run_tests(venv, tree, unit, functional,
-                                    rel.test_env)
+            if args.full:
+                copies = upstream_copies(rel, cache)
+                failed = full(rel, args, pristine, tree, work, venv, copies)
+            elif not args.no_tests:
+                copies = upstream_copies(rel, cache)
+                results = ci(rel, args, tree, venv, copies)
                 failed = _failed(results)
             boot_rc = None
             if not args.no_boot and rel.boot_script:
                 boot_rc = boot(rel, venv, work, args)
                 failed = failed or boot_rc != 0
             step('summary')
-            say(summary_line('series %s' % rel.name, results))
+            if not args.full:
+                say(summary_line('series %s' % rel.name, results))
+                for line in failure_lines(results):
+                    say(line)
             if boot_rc is not None:
                 say('boot check: %s' % ('passed' if boot_rc == 0
                                         else 'FAILED (exit %d)' % boot_rc))
             with open(os.path.join(work, 'results.json'), 'w') as f:
                 json.dump({'tests': results, 'boot_rc': boot_rc}, f)
-    except StepFailed as ex:
+    except (StepFailed, release_mod.SeriesError) as ex:
         say('FAILED: %s' % ex)
         failed = True
     say('series %s %s in %.0f s' % (rel.name, 'FAILED' if failed else 'OK',

@@ -63,6 +63,13 @@ class CheckAndXmlTestCase(_NovaFirmwareTestCase):
         self.assertIn('  - %s' % STATELESS, lines)
         self.assertIn("    <loader readonly=\"yes\" type=\"pflash\" "
                       "stateless=\"yes\">%s</loader>" % OVMF_CODE, lines)
+        # Whose decision this is, and where a patched release's is.
+        self.assertIn("decision logic:     this tree's (nova-firmware), not "
+                      "that of the Nova installed on this host", lines)
+        self.assertIn('patched release:    on a host running a patched Nova '
+                      '2024.1, 2026.1, 2026.2, ask its own code: python3 '
+                      'series/RELEASE/boot_check.py --config-file '
+                      '/etc/nova/nova.conf', lines)
 
     def test_xml_invalid_property(self):
         result = self.run_cli('xml', '--property',

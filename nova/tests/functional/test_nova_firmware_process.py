@@ -55,6 +55,17 @@ def _clean_environment() -> dict[str, str]:
             if not k.startswith('LIBVIRT_')}
 
 
+def _default_signals() -> None:
+    """Give the child the signal handling of a shell's foreground job.
+
+    A test run started in the background inherits SIGINT ignored (and
+    under nohup SIGHUP), and ``nova-firmware`` rightly keeps a signal its
+    parent ignored: the tests that interrupt it send those.
+    """
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 class ToolProcess:
     """One run of ``nova-firmware`` as a child process.
 
@@ -66,7 +77,8 @@ class ToolProcess:
                  ) -> None:
         self.process = subprocess.Popen(
             [sys.executable, '-m', 'nova.cmd.firmware'] + argv,
-            stdout=stdout, stderr=subprocess.PIPE, env=_clean_environment())
+            stdout=stdout, stderr=subprocess.PIPE, env=_clean_environment(),
+            preexec_fn=_default_signals)
         self.stdout = ''
 
     def _read(self, timeout: float) -> bool:

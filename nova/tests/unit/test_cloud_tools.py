@@ -8,6 +8,7 @@ by PID.
 """
 
 import configparser
+import dataclasses
 import io
 import os
 import subprocess
@@ -101,6 +102,38 @@ class TestConfig(test.NoDBTestCase):
         self.assertEqual('/var/lib/x/instances',
                          compute['DEFAULT']['instances_path'])
 
+    def test_unpatched_compute(self):
+        s = dataclasses.replace(settings(), unpatched_venv='/srv/venv-u')
+        compute = config.unpatched_compute(s, 'vm')
+        conf = parse(config.render_ini(config.nova_compute_conf(s, compute)))
+        self.assertEqual('nova-compute-unpatched', compute.name)
+        self.assertFalse(conf.has_section('database'))
+        self.assertEqual('vm-unpatched', conf['DEFAULT']['host'])
+        self.assertEqual('cloud2-%08x',
+                         conf['DEFAULT']['instance_name_template'])
+        self.assertEqual('/var/lib/x/instances-unpatched',
+                         conf['DEFAULT']['instances_path'])
+        self.assertEqual('/srv/run/state/nova-compute-unpatched',
+                         conf['DEFAULT']['state_path'])
+        self.assertEqual('/srv/run/state/nova-compute-unpatched/lock',
+                         conf['oslo_concurrency']['lock_path'])
+        # Its own libvirt daemons answer qemu:///system on its host.
+        self.assertEqual('qemu:///system', conf['libvirt']['connection_uri'])
+        self.assertEqual('/var/lib/x/host-unpatched/var/lib/libvirt/qemu/'
+                         'nvram', compute.host_path(config.NVRAM_DIR))
+        # Its own privsep helper, reading its own file.
+        self.assertEqual(
+            '/srv/venv-u/bin/privsep-helper --config-file '
+            '/srv/run/etc/nova/nova-compute-unpatched.conf',
+            conf['nova_sys_admin']['helper_command'])
+        # The patched compute's file is unchanged by it.
+        patched = parse(config.render_ini(config.nova_compute_conf(s)))
+        self.assertFalse(patched.has_option('DEFAULT', 'host'))
+        self.assertEqual('qemu:///system',
+                         patched['libvirt']['connection_uri'])
+        self.assertEqual('cloud-%08x',
+                         patched['DEFAULT']['instance_name_template'])
+
     def test_everything_on_loopback(self):
         s = settings()
         confs = [config.keystone_conf(s), config.glance_conf(s),
@@ -177,6 +210,17 @@ class TestReleases(test.NoDBTestCase):
                          cloud.placement_requirement)
         self.assertIsNone(releases.get('2026.2').placement_os_traits)
 
+    def test_what_each_unpatched_release_does(self):
+        old, new = releases.get('2024.1'), releases.get('2026.2')
+        self.assertFalse(old.unpatched_reports_trait)
+        self.assertTrue(old.unpatched_boots_uefi)
+        self.assertTrue(new.unpatched_reports_trait)
+        self.assertFalse(new.unpatched_boots_uefi)
+        for cloud in (old, new):
+            self.assertIn(release_mod.load(series_run.ROOT,
+                                           cloud.release).version,
+                          cloud.unpatched_note)
+
     def test_unknown_release(self):
         ex = self.assertRaises(KeyError, releases.get, '2023.1')
         self.assertIn('2024.1, 2026.2', str(ex))
@@ -206,6 +250,17 @@ class TestSystem(test.NoDBTestCase):
         self.assertIn('NODE_IP_ADDRESS=127.0.0.1', lines)
         self.assertIn('ERL_EPMD_ADDRESS=127.0.0.1', lines)
         self.assertEqual(text, system.rabbitmq_env(text))
+
+    def test_second_host_copies_no_guest(self):
+        names = ['networks', 'autostart', 'upgrade-00000001.xml',
+                 'cloud-00000002.xml']
+        self.assertEqual(['autostart', 'upgrade-00000001.xml',
+                          'cloud-00000002.xml'],
+                         system._no_guests('/etc/libvirt/qemu/', names))
+        self.assertEqual([], system._no_guests('/etc/libvirt/qemu/networks',
+                                               ['default.xml']))
+        self.assertEqual([], system._no_guests('/etc/libvirt',
+                                               ['qemu.conf', 'x.xml']))
 
 
 class TestEvidence(test.NoDBTestCase):
@@ -321,6 +376,44 @@ class TestScenarioHelpers(test.NoDBTestCase):
                      'BadRequestException: 4000 things', 'HTTP 400'):
             self.assertIsNone(scenario.BAD_REQUEST.search(text), text)
 
+    def test_domain_for_another_template(self):
+        self.assertEqual('cloud2-0000001a', scenario.domain_for(
+            'cloud-0000001a', 'cloud2-%08x'))
+        self.assertRaises(evidence.StepError, scenario.domain_for,
+                          'cloud-x', 'cloud2-%08x')
+
+    def test_second_host_sees_its_own_daemon(self):
+        s = dataclasses.replace(settings(), unpatched_venv='/srv/venv-u')
+        compute = config.unpatched_compute(s, 'vm')
+        hv = scenario.SecondHost(None, compute, 'uuid', 4242)
+        self.assertEqual('vm-unpatched', hv.host)
+        self.assertEqual('cloud2-00000002', hv.domain_name('cloud-00000002'))
+        self.assertEqual('/var/lib/x/host-unpatched/var/lib/libvirt/qemu/'
+                         'nvram', hv.nvram_dir)
+        self.assertEqual(
+            ['nsenter', '--target', '4242', '--mount', '--uts', '--',
+             'virsh', 'list'], system.in_host(4242, ['virsh', 'list']))
+
+    def test_host_script_in_a_shell(self):
+        # The script as sh runs it, with commands that only print.
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        for name in ('hostname', 'mount', 'sleep'):
+            path = os.path.join(tmp.name, name)
+            with open(path, 'w') as f:
+                f.write('#!/bin/sh\necho %s "$@"\n' % name)
+            os.chmod(path, 0o755)
+        out = subprocess.run(
+            ['/bin/sh', '-c', config.host_script(('/run/libvirt', '/etc/x')),
+             'vm-unpatched', '/srv/root'], text=True, check=True,
+            capture_output=True,
+            env=dict(os.environ, PATH=tmp.name)).stdout
+        self.assertEqual(
+            ['hostname vm-unpatched',
+             'mount --bind /srv/root/run/libvirt /run/libvirt',
+             'mount --bind /srv/root/etc/x /etc/x',
+             'sleep infinity'], out.splitlines())
+
     def test_usage_total(self):
         self.assertEqual(0, scenario.usage_total(
             [{'resource_class': 'VCPU', 'usage': 0}]))
@@ -331,6 +424,20 @@ class TestScenarioHelpers(test.NoDBTestCase):
 
 
 class TestProcesses(test.NoDBTestCase):
+
+    def test_with_argument(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        top = os.path.join(tmp.name, 'top', '')
+        wait = ['/bin/sh', '-c', 'sleep 60', 'sh']
+        procs = [subprocess.Popen(wait + [arg]) for arg in (
+            'file=%sdisk,if=none' % top, top + 'disk', tmp.name)]
+        for proc in procs:
+            self.addCleanup(proc.wait)
+            self.addCleanup(proc.kill)
+        self.assertEqual(sorted(p.pid for p in procs[:2]),
+                         sorted(processes.with_argument(top, 'sh')))
+        self.assertEqual([], processes.with_argument(top, 'qemu'))
 
     def test_start_and_stop_by_pid(self):
         tmp = tempfile.TemporaryDirectory()

@@ -14,7 +14,16 @@ class SignalGuardTestCase(test.NoDBTestCase):
     """Real signals, sent to this process."""
 
     def test_each_signal_interrupts_once(self):
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signums = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        # A run started in the background inherits SIGINT ignored, and one
+        # under nohup SIGHUP, which the guard rightly keeps ignored: start
+        # from the default dispositions.
+        for signum in signums:
+            previous = signal.signal(signum, signal.default_int_handler
+                                     if signum == signal.SIGINT
+                                     else signal.SIG_DFL)
+            self.addCleanup(signal.signal, signum, previous)
+        for signum in signums:
             with fs.SignalGuard('nova-firmware boot') as guard:
                 ex = self.assertRaises(fs.Interrupted, os.kill, os.getpid(),
                                        signum)

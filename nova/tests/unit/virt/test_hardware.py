@@ -72,12 +72,24 @@ class TestStatelessFirmwareConstraint(test.NoDBTestCase):
             _image(hw_firmware_type='bios'), 'aarch64'))
 
     def test_host_decides_when_the_image_does_not_say(self):
-        self.assertTrue(hardware.firmware_type_depends_on_host(
-            _image(hw_firmware_stateless='true')))
-        for props in ({'hw_firmware_type': 'bios'},
+        request = hardware.get_stateless_firmware_request
+        self.assertEqual((True, True),
+                         request(_image(hw_firmware_stateless='true')))
+        self.assertEqual((False, True),
+                         request(_image(hw_firmware_stateless='false')))
+        # Once the architecture is known, it decides.
+        self.assertEqual(
+            (True, False),
+            request(_image(hw_firmware_stateless='true'), 'aarch64'))
+        for props in ({'hw_firmware_type': 'uefi'},
+                      {'hw_architecture': 'aarch64'}):
+            self.assertEqual(
+                (True, False),
+                request(_image(hw_firmware_stateless='true', **props)),
+                props)
+        for props in ({}, {'hw_firmware_type': 'bios'},
                       {'hw_architecture': 'x86_64'}):
-            self.assertFalse(hardware.firmware_type_depends_on_host(
-                _image(**props)))
+            self.assertEqual((None, False), request(_image(**props)), props)
         # Before a host is chosen the request is taken at its word.
         self.assertIs(True, hardware.get_stateless_firmware_constraint(
             _image(hw_firmware_stateless='true')))
