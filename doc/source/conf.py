@@ -31,6 +31,7 @@ extensions = [
     'cli_reference',
     'nova_errors',
     'literal_breaks',
+    'series_notes',
 ]
 
 # oslo_config.sphinxconfiggen: write the sample configuration file from the
