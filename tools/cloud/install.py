@@ -40,6 +40,24 @@ class Built:
     placement_venv: str
 
 
+def venv_key(pins: str, parts: ty.Sequence[str]) -> str:
+    """What a virtualenv built with ``pins`` and ``parts`` depends on."""
+    key = hashlib.sha256()
+    with open(pins, 'rb') as f:
+        key.update(f.read())
+    key.update(' '.join(parts).encode())
+    key.update(sys.version.encode())
+    return key.hexdigest()
+
+
+def is_current(stamp: str, key: str) -> bool:
+    """Whether the stamp a finished build wrote records ``key``."""
+    with contextlib.suppress(OSError):
+        with open(stamp) as f:
+            return f.read() == key
+    return False
+
+
 def build_key(rel: release_mod.Release, cloud: releases.Cloud) -> str:
     """What the patched tree and its virtualenvs are made from."""
     key = hashlib.sha256()
@@ -112,17 +130,11 @@ def build_placement(rel: release_mod.Release, cloud: releases.Cloud,
     requirements = [cloud.placement_requirement,
                     'os-traits==%s' % cloud.placement_os_traits,
                     'PyMySQL', 'gunicorn']
-    key = hashlib.sha256()
-    with open(pins, 'rb') as f:
-        key.update(f.read())
-    key.update(' '.join(requirements).encode())
-    key.update(sys.version.encode())
+    key = venv_key(pins, requirements)
     stamp = os.path.join(venv, '.cloud-stamp')
-    with contextlib.suppress(OSError):
-        with open(stamp) as f:
-            if f.read() == key.hexdigest():
-                say('reusing %s' % venv)
-                return
+    if is_current(stamp, key):
+        say('reusing %s' % venv)
+        return
     start = time.monotonic()
     shutil.rmtree(venv, ignore_errors=True)
     series_run.run([sys.executable, '-m', 'venv', venv])
@@ -130,7 +142,7 @@ def build_placement(rel: release_mod.Release, cloud: releases.Cloud,
                     '-q', '--no-compile', '--progress-bar', 'off',
                     '-c', pins, *requirements], capture=True)
     with open(stamp, 'w') as f:
-        f.write(key.hexdigest())
+        f.write(key)
     say('installed in %.0f s' % (time.monotonic() - start))
 
 
@@ -158,17 +170,11 @@ def build_unpatched(rel: release_mod.Release, work: str,
     sdist = series_run.fetch(rel, os.path.join(series_run.DEFAULT_WORK,
                                                'cache'))
     requirements = [sdist, 'libvirt-python']
-    key = hashlib.sha256()
-    with open(rel.pins, 'rb') as f:
-        key.update(f.read())
-    key.update(' '.join([rel.sha256] + requirements[1:]).encode())
-    key.update(sys.version.encode())
+    key = venv_key(rel.pins, [rel.sha256] + requirements[1:])
     stamp = os.path.join(venv, '.cloud-stamp')
-    with contextlib.suppress(OSError):
-        with open(stamp) as f:
-            if f.read() == key.hexdigest():
-                say('reusing %s' % venv)
-                return venv
+    if is_current(stamp, key):
+        say('reusing %s' % venv)
+        return venv
     series_run.step('install nova %s as published (own virtualenv)' %
                     rel.version)
     start = time.monotonic()
@@ -180,6 +186,6 @@ def build_unpatched(rel: release_mod.Release, work: str,
                    env=dict(series_run.PBR_ENV, PBR_VERSION=rel.version),
                    capture=True)
     with open(stamp, 'w') as f:
-        f.write(key.hexdigest())
+        f.write(key)
     say('installed in %.0f s' % (time.monotonic() - start))
     return venv

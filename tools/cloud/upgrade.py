@@ -29,7 +29,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
-import hashlib
 import os
 import re
 import secrets
@@ -84,17 +83,11 @@ def build_target(target: checks.Target, work: str,
     made anew when the pins or the requirements changed.
     """
     venv = os.path.join(work, 'venv-%s' % target.release)
-    key = hashlib.sha256()
-    with open(target.pins, 'rb') as f:
-        key.update(f.read())
-    key.update(' '.join(target.requirements).encode())
-    key.update(sys.version.encode())
+    key = install.venv_key(target.pins, target.requirements)
     stamp = os.path.join(venv, '.upgrade-stamp')
-    with contextlib.suppress(OSError):
-        with open(stamp) as f:
-            if f.read() == key.hexdigest():
-                say('reusing %s' % venv)
-                return venv
+    if install.is_current(stamp, key):
+        say('reusing %s' % venv)
+        return venv
     start = time.monotonic()
     shutil.rmtree(venv, ignore_errors=True)
     series_run.run([sys.executable, '-m', 'venv', venv])
@@ -102,7 +95,7 @@ def build_target(target: checks.Target, work: str,
                     '-q', '--no-compile', '--progress-bar', 'off',
                     '-c', target.pins, *target.requirements], capture=True)
     with open(stamp, 'w') as f:
-        f.write(key.hexdigest())
+        f.write(key)
     say('%s installed in %.0f s' % (venv, time.monotonic() - start))
     return venv
 
