@@ -22,6 +22,7 @@
 
 import argparse
 import contextlib
+import glob
 import os
 import re
 import secrets
@@ -42,11 +43,14 @@ from tools.cloud import releases
 from tools.cloud import scenario as scenario_mod
 from tools.cloud import services as services_mod
 from tools.cloud import system
+from tools import host_lock
 from tools.series import release as release_mod
 from tools.series import run as series_run
 
 ROOT = series_run.ROOT
 DEFAULT_WORK = os.path.join(ROOT, '.tox', 'cloud')
+#: Where the upgrade command (tools/cloud/upgrade.py) keeps its clouds.
+UPGRADE_WORK = os.path.join(ROOT, '.tox', 'upgrade')
 #: The guests' disks: where the QEMU user of the libvirt daemon can reach
 #: them (the work tree's .tox is private to root).
 INSTANCES_ROOT = '/var/lib/nova-cloud'
@@ -332,6 +336,28 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, release_mod.SeriesError) as ex:
         print('error: %s' % ex.args[0])
         return 2
+    try:
+        with host_lock.held('tox -e cloud-%s%s' % (
+                rel.name, ' -- --teardown' if args.teardown else '')):
+            return _run(args, cloud, rel)
+    except host_lock.HostBusy as ex:
+        print('error: %s' % ex)
+        return 2
+
+
+def kept_clouds(top: str, own: ty.Optional[str] = None) -> list[str]:
+    """The state files of clouds kept, or left, under ``top``, but ``own``.
+
+    Their services still hold the ports, databases and libvirt daemons a
+    new cloud would start, after their runs (and so their locks) ended.
+    """
+    return sorted(
+        p for p in glob.glob(os.path.join(top, '*', 'state.json'))
+        if own is None or os.path.abspath(p) != os.path.abspath(own))
+
+
+def _run(args: argparse.Namespace, cloud: releases.Cloud,
+         rel: release_mod.Release) -> int:
     work = os.path.join(os.path.abspath(args.work), rel.name)
     os.makedirs(work, exist_ok=True)
     state = processes.State(os.path.join(work, 'state.json'))
@@ -347,6 +373,16 @@ def main(argv: list[str] | None = None) -> int:
     if os.path.isfile(state.path):
         ev.say('a cloud for %s is kept or was left (%s): end it first '
                'with: %s' % (rel.name, state.path, teardown_cmd))
+        return 2
+    others = kept_clouds(os.path.abspath(args.work), state.path)
+    upgrades = kept_clouds(UPGRADE_WORK)
+    if others or upgrades:
+        other = os.path.basename(os.path.dirname((others + upgrades)[0]))
+        ev.say('the cloud of %s is kept or was left (%s) and holds the '
+               'services this one needs: end it first with: %s' % (
+                   other, (others + upgrades)[0],
+                   'tox -e cloud-%s -- --teardown' % other if others else
+                   'tox -e upgrade-2024.1 -- --teardown'))
         return 2
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
