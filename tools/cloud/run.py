@@ -356,6 +356,25 @@ def kept_clouds(top: str, own: ty.Optional[str] = None) -> list[str]:
         if own is None or os.path.abspath(p) != os.path.abspath(own))
 
 
+def kept_cloud_refusal(clouds: str,
+                       own: ty.Optional[str] = None) -> ty.Optional[str]:
+    """Why a new cloud or upgrade cannot start, or None.
+
+    :param clouds: the work directory of the cloud command's clouds; the
+        upgrade command's are looked at too.
+    :param own: the state file of the run asking, not counted.
+    """
+    for top, teardown in ((clouds, 'tox -e cloud-%s -- --teardown'),
+                          (UPGRADE_WORK, 'tox -e upgrade-2024.1 -- '
+                           '--teardown')):
+        for path in kept_clouds(top, own):
+            name = os.path.basename(os.path.dirname(path))
+            return ('the cloud of %s is kept or was left (%s) and holds '
+                    'the services this one needs: end it first with: %s' %
+                    (name, path, teardown.replace('%s', name)))
+    return None
+
+
 def _run(args: argparse.Namespace, cloud: releases.Cloud,
          rel: release_mod.Release) -> int:
     work = os.path.join(os.path.abspath(args.work), rel.name)
@@ -374,15 +393,9 @@ def _run(args: argparse.Namespace, cloud: releases.Cloud,
         ev.say('a cloud for %s is kept or was left (%s): end it first '
                'with: %s' % (rel.name, state.path, teardown_cmd))
         return 2
-    others = kept_clouds(os.path.abspath(args.work), state.path)
-    upgrades = kept_clouds(UPGRADE_WORK)
-    if others or upgrades:
-        other = os.path.basename(os.path.dirname((others + upgrades)[0]))
-        ev.say('the cloud of %s is kept or was left (%s) and holds the '
-               'services this one needs: end it first with: %s' % (
-                   other, (others + upgrades)[0],
-                   'tox -e cloud-%s -- --teardown' % other if others else
-                   'tox -e upgrade-2024.1 -- --teardown'))
+    refusal = kept_cloud_refusal(os.path.abspath(args.work), state.path)
+    if refusal:
+        ev.say(refusal)
         return 2
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)

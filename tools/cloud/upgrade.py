@@ -906,12 +906,10 @@ def _run(args: argparse.Namespace, names: list[str]) -> int:
                    ', '.join(left), os.path.join(work, left[0],
                                                  'state.json')))
         return 2
-    clouds = cloud_run.kept_clouds(cloud_run.DEFAULT_WORK)
-    if clouds:
-        other = os.path.basename(os.path.dirname(clouds[0]))
-        ev.say('the cloud of %s is kept or was left (%s) and holds the '
-               'services the upgrade needs: end it first with: tox -e '
-               'cloud-%s -- --teardown' % (other, clouds[0], other))
+    # Its own paths' clouds were refused above; any other cloud is too.
+    refusal = cloud_run.kept_cloud_refusal(cloud_run.DEFAULT_WORK)
+    if refusal:
+        ev.say(refusal)
         return 2
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, cloud_run._interrupt)

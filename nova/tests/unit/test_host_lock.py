@@ -124,3 +124,17 @@ class HostLockTest(test.NoDBTestCase):
         self.assertIn('tox -e cloud-2024.1 -- --teardown', out.getvalue())
         self.assertFalse(os.path.exists(
             os.path.join(work, '2026.2', 'state.json')))
+
+    def test_upgrade_cloud_left_refuses_a_cloud(self):
+        clouds = self.useFixture(fixtures.TempDir()).path
+        upgrades = self.useFixture(fixtures.TempDir()).path
+        self.useFixture(fixtures.MonkeyPatch(
+            'tools.cloud.run.UPGRADE_WORK', upgrades))
+        self.assertIsNone(cloud_run.kept_cloud_refusal(clouds))
+        os.makedirs(os.path.join(upgrades, 'rolling'))
+        left = os.path.join(upgrades, 'rolling', 'state.json')
+        with open(left, 'w') as f:
+            f.write('{"processes": []}')
+        refusal = cloud_run.kept_cloud_refusal(clouds)
+        self.assertIn(left, refusal)
+        self.assertIn('tox -e upgrade-2024.1 -- --teardown', refusal)
