@@ -75,6 +75,27 @@ CLOUDS = {
             'its compute does not report the trait, so the scheduler never '
             'sends it a stateless server'),
     ),
+    '2026.1': Cloud(
+        release='2026.1',
+        services=('keystone==29.1.0', 'glance==32.0.0',
+                  'openstack-placement==15.0.0', 'neutron==28.0.2'),
+        apps={
+            'keystone': 'keystone.wsgi.api:application',
+            'glance': 'glance.wsgi.api:application',
+            'placement': 'placement.wsgi.api:application',
+            'neutron': 'neutron.wsgi.api:application',
+            'nova-api': 'nova.wsgi.osapi_compute:application',
+        },
+        # As neutron 29.0.0: imported, not declared, pinned (0.8.1).
+        undeclared=('pyroute2',),
+        unpatched_reports_trait=True,
+        unpatched_boots_uefi=False,
+        unpatched_note=(
+            'nova 33.0.2 as published reports the trait from the libvirt '
+            'version alone (>= 8.6.0), and its UEFI guests fail to define '
+            'on libvirt 9.0.0: stateless servers may be sent to it and '
+            'fail there; series/2026.1 fixes both'),
+    ),
     '2026.2': Cloud(
         release='2026.2',
         services=('keystone==30.0.0', 'glance==33.0.0',

@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python3 -m tools.cloud',
         description=__doc__.split('\n\n')[0])
-    parser.add_argument('release', help='2024.1 or 2026.2 (a series/ '
+    parser.add_argument('release', help='2024.1, 2026.1 or 2026.2 (a series/ '
                         'directory with a cloud in tools/cloud/releases.py)')
     parser.add_argument('--keep', action='store_true',
                         help='leave the cloud running; print its openrc '
