@@ -981,7 +981,7 @@ class LibvirtDriver(driver.ComputeDriver):
         """The source domain's XML, updated for the destination."""
         guest = self._get_guest(instance)
         return migration.get_updated_guest_xml(
-            guest.get_xml_desc(), migrate_data)
+            guest.get_xml_desc(dump_migratable=True), migrate_data)
 
     def live_migration(
         self,
@@ -1009,8 +1009,8 @@ class LibvirtDriver(driver.ComputeDriver):
                 'storage must be shared.')
         migrate_data = migrate_data or migration.LibvirtLiveMigrateData()
         guest = self._get_guest(instance)
-        xml = migration.get_updated_guest_xml(guest.get_xml_desc(),
-                                              migrate_data)
+        xml = migration.get_updated_guest_xml(
+            guest.get_xml_desc(dump_migratable=True), migrate_data)
         flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER |
                  libvirt.VIR_MIGRATE_PERSIST_DEST |
                  libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)

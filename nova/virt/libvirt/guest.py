@@ -44,8 +44,15 @@ class Guest:
     def is_active(self) -> bool:
         return bool(self._domain.isActive())
 
-    def get_xml_desc(self, dump_inactive: bool = False) -> str:
+    def get_xml_desc(self, dump_inactive: bool = False,
+                     dump_migratable: bool = False) -> str:
+        """The domain's XML: live, or with ``dump_inactive`` persistent;
+        with ``dump_migratable`` as another host must be given it to
+        receive the guest, without what libvirt added when it started it.
+        """
         flags = libvirt.VIR_DOMAIN_XML_INACTIVE if dump_inactive else 0
+        if dump_migratable:
+            flags |= libvirt.VIR_DOMAIN_XML_MIGRATABLE
         return self._domain.XMLDesc(flags)
 
     def get_config(self,

@@ -1175,6 +1175,21 @@ class LiveMigrationTestCase(_DriverTestCase):
                                          stateless=True),
                          firmware_of(xml))
 
+    def test_destination_xml_leaves_out_what_the_start_added(self):
+        # The live XML says how libvirt checked the guest CPU at start,
+        # which the source's definition does not: a destination refuses
+        # XML that differs from it there (libvirt's ABI check).
+        source = self.start_driver()
+        instance = make_instance(uefi_image('true'))
+        source.spawn(None, instance, instance.image_meta)
+        xml = source.get_updated_guest_xml(
+            instance, migration.LibvirtLiveMigrateData(
+                dst_supports_stateless_firmware=True, dst_os_loader=CODE))
+        self.assertEqual('full', etree.fromstring(
+            self.domain_xml(instance)).find('cpu').get('check'))
+        self.assertEqual('none', etree.fromstring(xml).find('cpu').get(
+            'check'))
+
 
 class LiveMigrationBetweenXMLFormsTestCase(_DriverTestCase):
     """Live migration between hosts whose libvirt want different XML.
