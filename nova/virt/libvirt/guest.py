@@ -96,13 +96,22 @@ class Guest:
         return True
 
     def migrate(self, destination_uri: str, destination_xml: str,
-                flags: int) -> None:
+                flags: int, migrate_uri: ty.Optional[str] = None,
+                listen_address: ty.Optional[str] = None) -> None:
         """Migrate the running domain, defined on the destination from
         ``destination_xml`` (``virDomainMigrateToURI3``).
+
+        :param migrate_uri: where QEMU sends the guest's memory; libvirt
+            picks the destination's host name when None.
+        :param listen_address: the only address QEMU on the destination
+            listens on for it; all of the destination's when None.
         """
-        self._domain.migrateToURI3(
-            destination_uri,
-            {libvirt.VIR_MIGRATE_PARAM_DEST_XML: destination_xml}, flags)
+        params = {libvirt.VIR_MIGRATE_PARAM_DEST_XML: destination_xml}
+        if migrate_uri:
+            params[libvirt.VIR_MIGRATE_PARAM_URI] = migrate_uri
+        if listen_address:
+            params[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] = listen_address
+        self._domain.migrateToURI3(destination_uri, params, flags)
 
     def delete_configuration(self, keep_nvram: bool = False) -> None:
         """Undefine the domain.
