@@ -37,8 +37,10 @@ class TestMedianInterval(test.NoDBTestCase):
 
 
 class TestComparePairs(test.NoDBTestCase):
-    """When sampling stops, on made-up pairs (no clock involved but the
-    seconds cap, set out of reach)."""
+    """When sampling stops, on made-up pairs.
+
+    No clock is involved but the seconds cap, set out of reach.
+    """
 
     def _compare(self, ratios):
         return benchmarks.compare_pairs(
