@@ -52,6 +52,16 @@ COMMON_REQUIREMENTS = (
     'python-memcached', 'libvirt-python', 'gunicorn',
 )
 
+#: The WSGI applications of releases whose services ship a module-level
+#: ``application`` (2026.1 and 2026.2 here).
+MODULE_APPS = {
+    'keystone': 'keystone.wsgi.api:application',
+    'glance': 'glance.wsgi.api:application',
+    'placement': 'placement.wsgi.api:application',
+    'neutron': 'neutron.wsgi.api:application',
+    'nova-api': 'nova.wsgi.osapi_compute:application',
+}
+
 CLOUDS = {
     '2024.1': Cloud(
         release='2024.1',
@@ -79,13 +89,7 @@ CLOUDS = {
         release='2026.1',
         services=('keystone==29.1.0', 'glance==32.0.0',
                   'openstack-placement==15.0.0', 'neutron==28.0.2'),
-        apps={
-            'keystone': 'keystone.wsgi.api:application',
-            'glance': 'glance.wsgi.api:application',
-            'placement': 'placement.wsgi.api:application',
-            'neutron': 'neutron.wsgi.api:application',
-            'nova-api': 'nova.wsgi.osapi_compute:application',
-        },
+        apps=MODULE_APPS,
         # As neutron 29.0.0: imported, not declared, pinned (0.8.1).
         undeclared=('pyroute2',),
         unpatched_reports_trait=True,
@@ -100,13 +104,7 @@ CLOUDS = {
         release='2026.2',
         services=('keystone==30.0.0', 'glance==33.0.0',
                   'openstack-placement==16.0.0', 'neutron==29.0.0'),
-        apps={
-            'keystone': 'keystone.wsgi.api:application',
-            'glance': 'glance.wsgi.api:application',
-            'placement': 'placement.wsgi.api:application',
-            'neutron': 'neutron.wsgi.api:application',
-            'nova-api': 'nova.wsgi.osapi_compute:application',
-        },
+        apps=MODULE_APPS,
         # neutron 29.0.0 imports pyroute2 (neutron-db-manage does, through
         # its agent scheduler models) but its requirements no longer
         # name it; the pins still hold it (0.8.1).
