@@ -15,10 +15,11 @@ then B then A, ...) in one run and takes the per-pair ratio (or
 difference); the figure is the median of those with a distribution-free
 95% confidence interval (the sign test's order statistics, which one slow
 moment of the machine cannot drag). Pairs are added until the interval is
-narrower than the goal's margin, or (after 20 pairs) lies a whole margin
-away from the goal, or a cap of pairs or seconds is reached; the result
-is then PASS (the whole interval meets the goal), MISS (none of it does)
-or INCONCLUSIVE.
+narrower than the goal's margin and on one side of the goal, or (after 20
+pairs) lies a whole margin away from the goal, or a cap of pairs or
+seconds is reached: a figure close to its goal takes every pair its
+budget allows. The result is then PASS (the whole interval meets the
+goal), MISS (none of it does) or INCONCLUSIVE.
 Nothing here asserts a timing; the tests never time anything either.
 """
 
@@ -227,10 +228,11 @@ def compare_pairs(pair: ty.Callable[[int], tuple[float, float]], *,
     ``pair(i)`` measures the i-th pair and returns (first, second). The
     per-pair statistic is first/second (or first - second with
     ``difference``). Sampling stops once at least ``min_pairs`` pairs give
-    an interval narrower than ``margin``, or ``DECIDE_AFTER`` pairs one
-    lying a whole margin away from ``goal`` (decided either way), or at
-    ``max_pairs`` pairs or ``max_seconds`` seconds, whichever comes
-    first.
+    an interval narrower than ``margin`` that does not hold ``goal``, or
+    ``DECIDE_AFTER`` pairs one lying a whole margin away from ``goal``
+    (decided either way), or at ``max_pairs`` pairs or ``max_seconds``
+    seconds, whichever comes first. An interval that still holds the goal
+    is not final however narrow it is: more pairs may settle it.
     """
     a: list[float] = []
     b: list[float] = []
@@ -245,7 +247,7 @@ def compare_pairs(pair: ty.Callable[[int], tuple[float, float]], *,
         values.append(x - y if difference else x / y)
         center, low, high = median_interval(values)
         if len(values) >= min_pairs:
-            if high - low < margin:
+            if high - low < margin and not low <= goal < high:
                 stopped = 'narrow'
                 break
             if (len(values) >= DECIDE_AFTER and
@@ -320,8 +322,8 @@ def stop_note(sampled: Sampled, margin_text: str) -> str:
         'decided': 'stopped when the interval lay a margin (%s) from the '
                    'goal' % margin_text,
         'cap': 'stopped at the cap (%d pairs, %.0f s) with the interval '
-               'still wider than %s' % (sampled.pairs, sampled.seconds,
-                                        margin_text),
+               'still wider than %s or holding the goal' % (
+                   sampled.pairs, sampled.seconds, margin_text),
         'fixed': 'stopped at the cap of rounds (%d pairs) with the '
                  'interval still wider than %s' % (
                      sampled.pairs, margin_text),

@@ -12,6 +12,10 @@ libvirtd listens on its UNIX sockets only, as Debian configures it.
 
 Where the daemons cannot run (not root, not installed) the command runs
 all the same: the tests that need a daemon say why they skip.
+
+It holds the host's lock (``tools/host_lock.py``) while it runs, so it
+refuses to start beside a cloud or upgrade run, whose teardown would end
+the daemons under the tests.
 """
 
 import os
@@ -21,6 +25,8 @@ import subprocess
 import sys
 import time
 import typing as ty
+
+from tools import host_lock
 
 #: The daemons in the order they start, each with the socket that says it
 #: is ready to serve.
@@ -113,6 +119,16 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
+    try:
+        with host_lock.held('python -m tools.libvirt_daemons -- %s' % (
+                ' '.join(argv))):
+            return _run(argv)
+    except host_lock.HostBusy as ex:
+        say(str(ex))
+        return 2
+
+
+def _run(argv: list[str]) -> int:
     wanted = [(name, socket) for name, socket in DAEMONS
               if not running(name)]
     reason = why_not(name for name, _socket in wanted) if wanted else None

@@ -94,7 +94,50 @@ stateless firmware.
 """),
 ]
 
-ALL_OPTS = libvirt_general_opts
+libvirt_migration_opts = [
+    cfg.StrOpt(
+        'live_migration_uri',
+        default='',
+        help="""
+Live migration target URI used by the source of live migration traffic.
+
+The libvirt URI this host's libvirt connects to, peer to peer, to live
+migrate a guest to another host. Any ``%s`` in it is replaced with the
+destination's ``live_migration_inbound_addr`` when the destination sets one,
+otherwise with the destination's host name.
+
+Possible values:
+
+* An empty string (default): ``qemu+tcp://%s/system``.
+* Another libvirt URI, such as ``qemu+tls://%s/system``, or
+  ``qemu+unix:///system?socket=PATH`` for a destination daemon whose socket
+  this host reaches at ``PATH``.
+
+Related options:
+
+* ``live_migration_inbound_addr``: replaces ``%s`` when set on the
+  destination.
+"""),
+    cfg.HostDomainOpt(
+        'live_migration_inbound_addr',
+        help="""
+IP address or host name of this host for incoming live migration traffic.
+
+When this host is the destination of a live migration, the source sends the
+guest's memory to this address (QEMU's ``tcp://ADDRESS``), and QEMU here
+listens on this address only, rather than on every address of the host. It
+is also the destination in the source's ``live_migration_uri``.
+
+If unset (the default), libvirt sends the traffic to the destination's host
+name and QEMU listens on all of the destination's addresses.
+
+Related options:
+
+* ``live_migration_uri``
+"""),
+]
+
+ALL_OPTS = libvirt_general_opts + libvirt_migration_opts
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

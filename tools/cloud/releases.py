@@ -52,6 +52,16 @@ COMMON_REQUIREMENTS = (
     'python-memcached', 'libvirt-python', 'gunicorn',
 )
 
+#: The WSGI applications of releases whose services ship a module-level
+#: ``application`` (2026.1 and 2026.2 here).
+MODULE_APPS = {
+    'keystone': 'keystone.wsgi.api:application',
+    'glance': 'glance.wsgi.api:application',
+    'placement': 'placement.wsgi.api:application',
+    'neutron': 'neutron.wsgi.api:application',
+    'nova-api': 'nova.wsgi.osapi_compute:application',
+}
+
 CLOUDS = {
     '2024.1': Cloud(
         release='2024.1',
@@ -75,17 +85,26 @@ CLOUDS = {
             'its compute does not report the trait, so the scheduler never '
             'sends it a stateless server'),
     ),
+    '2026.1': Cloud(
+        release='2026.1',
+        services=('keystone==29.1.0', 'glance==32.0.0',
+                  'openstack-placement==15.0.0', 'neutron==28.0.2'),
+        apps=MODULE_APPS,
+        # As neutron 29.0.0: imported, not declared, pinned (0.8.1).
+        undeclared=('pyroute2',),
+        unpatched_reports_trait=True,
+        unpatched_boots_uefi=False,
+        unpatched_note=(
+            'nova 33.0.2 as published reports the trait from the libvirt '
+            'version alone (>= 8.6.0), and its UEFI guests fail to define '
+            'on libvirt 9.0.0: stateless servers may be sent to it and '
+            'fail there; series/2026.1 fixes both'),
+    ),
     '2026.2': Cloud(
         release='2026.2',
         services=('keystone==30.0.0', 'glance==33.0.0',
                   'openstack-placement==16.0.0', 'neutron==29.0.0'),
-        apps={
-            'keystone': 'keystone.wsgi.api:application',
-            'glance': 'glance.wsgi.api:application',
-            'placement': 'placement.wsgi.api:application',
-            'neutron': 'neutron.wsgi.api:application',
-            'nova-api': 'nova.wsgi.osapi_compute:application',
-        },
+        apps=MODULE_APPS,
         # neutron 29.0.0 imports pyroute2 (neutron-db-manage does, through
         # its agent scheduler models) but its requirements no longer
         # name it; the pins still hold it (0.8.1).

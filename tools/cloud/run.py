@@ -22,6 +22,7 @@
 
 import argparse
 import contextlib
+import glob
 import os
 import re
 import secrets
@@ -42,11 +43,14 @@ from tools.cloud import releases
 from tools.cloud import scenario as scenario_mod
 from tools.cloud import services as services_mod
 from tools.cloud import system
+from tools import host_lock
 from tools.series import release as release_mod
 from tools.series import run as series_run
 
 ROOT = series_run.ROOT
 DEFAULT_WORK = os.path.join(ROOT, '.tox', 'cloud')
+#: Where the upgrade command (tools/cloud/upgrade.py) keeps its clouds.
+UPGRADE_WORK = os.path.join(ROOT, '.tox', 'upgrade')
 #: The guests' disks: where the QEMU user of the libvirt daemon can reach
 #: them (the work tree's .tox is private to root).
 INSTANCES_ROOT = '/var/lib/nova-cloud'
@@ -302,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='python3 -m tools.cloud',
         description=__doc__.split('\n\n')[0])
-    parser.add_argument('release', help='2024.1 or 2026.2 (a series/ '
+    parser.add_argument('release', help='2024.1, 2026.1 or 2026.2 (a series/ '
                         'directory with a cloud in tools/cloud/releases.py)')
     parser.add_argument('--keep', action='store_true',
                         help='leave the cloud running; print its openrc '
@@ -332,6 +336,47 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, release_mod.SeriesError) as ex:
         print('error: %s' % ex.args[0])
         return 2
+    try:
+        with host_lock.held('tox -e cloud-%s%s' % (
+                rel.name, ' -- --teardown' if args.teardown else '')):
+            return _run(args, cloud, rel)
+    except host_lock.HostBusy as ex:
+        print('error: %s' % ex)
+        return 2
+
+
+def kept_clouds(top: str, own: ty.Optional[str] = None) -> list[str]:
+    """The state files of clouds kept, or left, under ``top``, but ``own``.
+
+    Their services still hold the ports, databases and libvirt daemons a
+    new cloud would start, after their runs (and so their locks) ended.
+    """
+    return sorted(
+        p for p in glob.glob(os.path.join(top, '*', 'state.json'))
+        if own is None or os.path.abspath(p) != os.path.abspath(own))
+
+
+def kept_cloud_refusal(clouds: str,
+                       own: ty.Optional[str] = None) -> ty.Optional[str]:
+    """Why a new cloud or upgrade cannot start, or None.
+
+    :param clouds: the work directory of the cloud command's clouds; the
+        upgrade command's are looked at too.
+    :param own: the state file of the run asking, not counted.
+    """
+    for top, teardown in ((clouds, 'tox -e cloud-%s -- --teardown'),
+                          (UPGRADE_WORK, 'tox -e upgrade-2024.1 -- '
+                           '--teardown')):
+        for path in kept_clouds(top, own):
+            name = os.path.basename(os.path.dirname(path))
+            return ('the cloud of %s is kept or was left (%s) and holds '
+                    'the services this one needs: end it first with: %s' %
+                    (name, path, teardown.replace('%s', name)))
+    return None
+
+
+def _run(args: argparse.Namespace, cloud: releases.Cloud,
+         rel: release_mod.Release) -> int:
     work = os.path.join(os.path.abspath(args.work), rel.name)
     os.makedirs(work, exist_ok=True)
     state = processes.State(os.path.join(work, 'state.json'))
@@ -347,6 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     if os.path.isfile(state.path):
         ev.say('a cloud for %s is kept or was left (%s): end it first '
                'with: %s' % (rel.name, state.path, teardown_cmd))
+        return 2
+    refusal = kept_cloud_refusal(os.path.abspath(args.work), state.path)
+    if refusal:
+        ev.say(refusal)
         return 2
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)

@@ -52,12 +52,13 @@ from tools.cloud import scenario as scenario_mod
 from tools.cloud import services as services_mod
 from tools.cloud import system
 from tools.cloud import upgrade_checks as checks
+from tools import host_lock
 from tools import libvirt_daemons
 from tools.series import release as release_mod
 from tools.series import run as series_run
 
 ROOT = series_run.ROOT
-DEFAULT_WORK = os.path.join(ROOT, '.tox', 'upgrade')
+DEFAULT_WORK = cloud_run.UPGRADE_WORK
 RELEASE = '2024.1'
 #: This cloud's names, apart from those of ``tox -e cloud-RELEASE``, so
 #: that neither one's teardown touches the other's domains, databases or
@@ -877,6 +878,16 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error('unknown path %s (known: %s)' % (
             ', '.join(unknown), ', '.join(checks.PATHS)))
+    try:
+        with host_lock.held('tox -e upgrade-2024.1 -- %s' % ' '.join(
+                ['--teardown'] if args.teardown else names)):
+            return _run(args, names)
+    except host_lock.HostBusy as ex:
+        print('error: %s' % ex)
+        return 2
+
+
+def _run(args: argparse.Namespace, names: list[str]) -> int:
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
     ev = evidence.Evidence()
@@ -894,6 +905,11 @@ def main(argv: list[str] | None = None) -> int:
                'upgrade-2024.1 -- --teardown' % (
                    ', '.join(left), os.path.join(work, left[0],
                                                  'state.json')))
+        return 2
+    # Its own paths' clouds were refused above; any other cloud is too.
+    refusal = cloud_run.kept_cloud_refusal(cloud_run.DEFAULT_WORK)
+    if refusal:
+        ev.say(refusal)
         return 2
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, cloud_run._interrupt)

@@ -34,3 +34,35 @@ class TestMedianInterval(test.NoDBTestCase):
             self.assertEqual(n - k, high)
             self.assertLessEqual(
                 abs(k - (n / 2 - 1.96 * math.sqrt(n) / 2)), 1.0, n)
+
+
+class TestComparePairs(test.NoDBTestCase):
+    """When sampling stops, on made-up pairs.
+
+    No clock is involved but the seconds cap, set out of reach.
+    """
+
+    def _compare(self, ratios):
+        return benchmarks.compare_pairs(
+            lambda i: (ratios[i % len(ratios)], 1.0), goal=1.05,
+            margin=0.05, max_pairs=60, max_seconds=3600)
+
+    def test_narrow_interval_under_the_goal_stops_early(self):
+        sampled = self._compare([1.03, 1.04])
+        self.assertEqual('narrow', sampled.stopped)
+        self.assertEqual(benchmarks.MIN_SAMPLES, sampled.pairs)
+        self.assertEqual(benchmarks.PASS, sampled.status(1.05))
+
+    def test_narrow_interval_holding_the_goal_samples_on(self):
+        # Narrower than the margin, yet the goal lies inside it: more
+        # pairs may settle it, so the budget is used.
+        sampled = self._compare([1.04, 1.06])
+        self.assertEqual('cap', sampled.stopped)
+        self.assertEqual(60, sampled.pairs)
+        self.assertEqual(benchmarks.INCONCLUSIVE, sampled.status(1.05))
+
+    def test_far_from_the_goal_is_decided(self):
+        sampled = self._compare([1.2, 1.5])
+        self.assertEqual('decided', sampled.stopped)
+        self.assertEqual(benchmarks.DECIDE_AFTER, sampled.pairs)
+        self.assertEqual(benchmarks.MISS, sampled.status(1.05))

@@ -211,19 +211,21 @@ class TestReleases(test.NoDBTestCase):
         self.assertIsNone(releases.get('2026.2').placement_os_traits)
 
     def test_what_each_unpatched_release_does(self):
-        old, new = releases.get('2024.1'), releases.get('2026.2')
+        old = releases.get('2024.1')
+        new = [releases.get('2026.1'), releases.get('2026.2')]
         self.assertFalse(old.unpatched_reports_trait)
         self.assertTrue(old.unpatched_boots_uefi)
-        self.assertTrue(new.unpatched_reports_trait)
-        self.assertFalse(new.unpatched_boots_uefi)
-        for cloud in (old, new):
+        for cloud in new:
+            self.assertTrue(cloud.unpatched_reports_trait)
+            self.assertFalse(cloud.unpatched_boots_uefi)
+        for cloud in [old] + new:
             self.assertIn(release_mod.load(series_run.ROOT,
                                            cloud.release).version,
                           cloud.unpatched_note)
 
     def test_unknown_release(self):
         ex = self.assertRaises(KeyError, releases.get, '2023.1')
-        self.assertIn('2024.1, 2026.2', str(ex))
+        self.assertIn('2024.1, 2026.1, 2026.2', str(ex))
 
     def test_placement_pins_drop_os_traits(self):
         tmp = tempfile.TemporaryDirectory()

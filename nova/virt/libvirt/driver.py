@@ -938,7 +938,8 @@ class LibvirtDriver(driver.ComputeDriver):
                                .reasons)))
         migrate_data = migration.LibvirtLiveMigrateData(
             dst_supports_stateless_firmware=self.capabilities[
-                'supports_stateless_firmware'])
+                'supports_stateless_firmware'],
+            target_connect_addr=CONF.libvirt.live_migration_inbound_addr)
         if (hardware.get_firmware_type(image_meta, arch) ==
                 fields.FirmwareType.UEFI):
             try:
@@ -981,7 +982,7 @@ class LibvirtDriver(driver.ComputeDriver):
         """The source domain's XML, updated for the destination."""
         guest = self._get_guest(instance)
         return migration.get_updated_guest_xml(
-            guest.get_xml_desc(), migrate_data)
+            guest.get_xml_desc(dump_migratable=True), migrate_data)
 
     def live_migration(
         self,
@@ -999,6 +1000,9 @@ class LibvirtDriver(driver.ComputeDriver):
         XML rewritten for it (``get_updated_guest_xml``): a stateless guest
         in the destination's XML form and with no NVRAM. Instance storage
         must be shared; block migration is not implemented here.
+        This host's libvirt reaches the destination's at
+        ``[libvirt] live_migration_uri``; the guest's memory goes to the
+        destination's ``live_migration_inbound_addr`` when it reported one.
         ``post_method`` runs once the guest runs on the destination,
         ``recover_method`` when the migration failed and the guest still
         runs here.
@@ -1009,13 +1013,17 @@ class LibvirtDriver(driver.ComputeDriver):
                 'storage must be shared.')
         migrate_data = migrate_data or migration.LibvirtLiveMigrateData()
         guest = self._get_guest(instance)
-        xml = migration.get_updated_guest_xml(guest.get_xml_desc(),
-                                              migrate_data)
+        xml = migration.get_updated_guest_xml(
+            guest.get_xml_desc(dump_migratable=True), migrate_data)
         flags = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER |
                  libvirt.VIR_MIGRATE_PERSIST_DEST |
                  libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
+        address = migrate_data.target_connect_addr
+        migrate_uri = migration.migrate_uri(address) if address else None
         try:
-            guest.migrate(migration.destination_uri(dest), xml, flags)
+            guest.migrate(migration.destination_uri(address or dest), xml,
+                          flags, migrate_uri=migrate_uri,
+                          listen_address=address)
         except libvirt.libvirtError as ex:
             LOG.error('Live migration of %(uuid)s to %(dest)s failed: '
                       '%(err)s', {'uuid': instance.uuid, 'dest': dest,

@@ -44,8 +44,15 @@ class Guest:
     def is_active(self) -> bool:
         return bool(self._domain.isActive())
 
-    def get_xml_desc(self, dump_inactive: bool = False) -> str:
+    def get_xml_desc(self, dump_inactive: bool = False,
+                     dump_migratable: bool = False) -> str:
+        """The domain's XML: live, or with ``dump_inactive`` persistent;
+        with ``dump_migratable`` as another host must be given it to
+        receive the guest, without what libvirt added when it started it.
+        """
         flags = libvirt.VIR_DOMAIN_XML_INACTIVE if dump_inactive else 0
+        if dump_migratable:
+            flags |= libvirt.VIR_DOMAIN_XML_MIGRATABLE
         return self._domain.XMLDesc(flags)
 
     def get_config(self,
@@ -89,13 +96,22 @@ class Guest:
         return True
 
     def migrate(self, destination_uri: str, destination_xml: str,
-                flags: int) -> None:
+                flags: int, migrate_uri: ty.Optional[str] = None,
+                listen_address: ty.Optional[str] = None) -> None:
         """Migrate the running domain, defined on the destination from
         ``destination_xml`` (``virDomainMigrateToURI3``).
+
+        :param migrate_uri: where QEMU sends the guest's memory; libvirt
+            picks the destination's host name when None.
+        :param listen_address: the only address QEMU on the destination
+            listens on for it; all of the destination's when None.
         """
-        self._domain.migrateToURI3(
-            destination_uri,
-            {libvirt.VIR_MIGRATE_PARAM_DEST_XML: destination_xml}, flags)
+        params = {libvirt.VIR_MIGRATE_PARAM_DEST_XML: destination_xml}
+        if migrate_uri:
+            params[libvirt.VIR_MIGRATE_PARAM_URI] = migrate_uri
+        if listen_address:
+            params[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] = listen_address
+        self._domain.migrateToURI3(destination_uri, params, flags)
 
     def delete_configuration(self, keep_nvram: bool = False) -> None:
         """Undefine the domain.

@@ -4,6 +4,11 @@ import dataclasses
 import typing as ty
 
 from lxml import etree
+from oslo_utils import netutils
+
+import nova.conf
+
+CONF = nova.conf.CONF
 
 
 @dataclasses.dataclass
@@ -25,16 +30,32 @@ class LibvirtLiveMigrateData:
     #: (name -> enabled).
     dst_os_firmware_features: dict[str, bool] = dataclasses.field(
         default_factory=dict)
+    #: Where the destination receives the guest's memory (its
+    #: ``[libvirt] live_migration_inbound_addr``), or None to leave it to
+    #: libvirt.
+    target_connect_addr: ty.Optional[str] = None
 
 
-#: The libvirt URI of a live migration's destination host, as Nova's
-#: default ``[libvirt] live_migration_scheme`` (tcp) gives it.
+#: The libvirt URI of a live migration's destination host unless
+#: ``[libvirt] live_migration_uri`` names another.
 DESTINATION_URI = 'qemu+tcp://%s/system'
 
 
 def destination_uri(dest: str) -> str:
-    """The URI the source's libvirt migrates to, peer to peer."""
-    return DESTINATION_URI % dest
+    """The URI the source's libvirt migrates to, peer to peer.
+
+    :param dest: the destination's inbound address or host name, which
+        replaces any ``%s`` of ``[libvirt] live_migration_uri``.
+    """
+    template = CONF.libvirt.live_migration_uri or DESTINATION_URI
+    # Not the % operator: a URI may hold percent-encoded characters, and
+    # one that names a UNIX socket needs no host at all.
+    return template.replace('%s', netutils.escape_ipv6(dest))
+
+
+def migrate_uri(address: str) -> str:
+    """The URI QEMU sends the guest's memory to, at ``address``."""
+    return 'tcp://%s' % netutils.escape_ipv6(address)
 
 
 def get_updated_guest_xml(guest_xml: str,

@@ -23,8 +23,12 @@ tests check is what each host shows: which libvirt runs the guest, the
 flash drives QEMU got, the NVRAM directories, and placement's allocations.
 
 Live migration needs a libvirt daemon on each end and cannot run between
-the embedded driver and the daemon; it is tested on fakelibvirt
-(``LiveMigrationBetweenXMLFormsTestCase`` in the unit tests).
+the embedded driver and the daemon: ``two_daemon_live_migration`` runs it
+between the host's daemon and a second one in namespaces of its own.
+Between hosts whose libvirt want the two different XML forms of a
+stateless guest it is tested on fakelibvirt
+(``LiveMigrationBetweenXMLFormsTestCase`` in the unit tests): this
+machine's libvirt accepts only the explicit one.
 """
 
 import os

@@ -1118,6 +1118,16 @@ class LiveMigrationTestCase(_DriverTestCase):
             None, make_instance(uefi_image(os_secure_boot='required')))
         self.assertEqual(CODE_MS, data.dst_os_loader)
 
+    def test_destination_reports_its_inbound_address(self):
+        dest = self.destination()
+        instance = make_instance(uefi_image('true'))
+        self.assertIsNone(dest.check_can_live_migrate_destination(
+            None, instance).target_connect_addr)
+        self.flags(live_migration_inbound_addr='192.0.2.20',
+                   group='libvirt')
+        self.assertEqual('192.0.2.20', dest.check_can_live_migrate_destination(
+            None, instance).target_connect_addr)
+
     def test_destination_firmware_elsewhere(self):
         self.use_fake(debian_firmware=False)
         code = self.firmware_file('CODE.fd')
@@ -1174,6 +1184,21 @@ class LiveMigrationTestCase(_DriverTestCase):
         self.assertEqual(loader_firmware('/opt/edk2/CODE.fd',
                                          stateless=True),
                          firmware_of(xml))
+
+    def test_destination_xml_leaves_out_what_the_start_added(self):
+        # The live XML says how libvirt checked the guest CPU at start,
+        # which the source's definition does not: a destination refuses
+        # XML that differs from it there (libvirt's ABI check).
+        source = self.start_driver()
+        instance = make_instance(uefi_image('true'))
+        source.spawn(None, instance, instance.image_meta)
+        xml = source.get_updated_guest_xml(
+            instance, migration.LibvirtLiveMigrateData(
+                dst_supports_stateless_firmware=True, dst_os_loader=CODE))
+        self.assertEqual('full', etree.fromstring(
+            self.domain_xml(instance)).find('cpu').get('check'))
+        self.assertEqual('none', etree.fromstring(xml).find('cpu').get(
+            'check'))
 
 
 class LiveMigrationBetweenXMLFormsTestCase(_DriverTestCase):
@@ -1274,3 +1299,35 @@ class LiveMigrationBetweenXMLFormsTestCase(_DriverTestCase):
         self.assertEqual(['recover'], self.calls)
         self.assertEqual({}, self.hosts['dst'].domains)
         self.assertTrue(self.hosts['src'].domains[instance.name].isActive())
+
+    def test_libvirt_chooses_where_the_memory_goes_by_default(self):
+        source = self.start_host('src', autoselect=False)
+        dest = self.start_host('dst', autoselect=False)
+        instance = make_instance(uefi_image('true'))
+        source.spawn(None, instance, instance.image_meta)
+
+        self.migrate(source, dest, 'dst', instance)
+
+        [params] = self.hosts['dst'].incoming_migrations
+        self.assertNotIn(fakelibvirt.VIR_MIGRATE_PARAM_URI, params)
+        self.assertNotIn(fakelibvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS,
+                         params)
+
+    def test_memory_goes_to_the_destination_inbound_address(self):
+        source = self.start_host('src', autoselect=False)
+        dest = self.start_host('dst', autoselect=False)
+        instance = make_instance(uefi_image('true'))
+        source.spawn(None, instance, instance.image_meta)
+        # Set on the destination, which reports it to the source; a name
+        # the fake hosts resolve, as an address of a migration network.
+        self.flags(live_migration_inbound_addr='dst', group='libvirt')
+
+        self.migrate(source, dest, 'compute-dst', instance)
+
+        self.assertEqual(['post'], self.calls)
+        self.assertIn(instance.name, self.hosts['dst'].domains)
+        [params] = self.hosts['dst'].incoming_migrations
+        self.assertEqual('tcp://dst',
+                         params[fakelibvirt.VIR_MIGRATE_PARAM_URI])
+        self.assertEqual(
+            'dst', params[fakelibvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS])

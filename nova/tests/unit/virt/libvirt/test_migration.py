@@ -158,3 +158,34 @@ class GetUpdatedGuestXMLTestCase(test.NoDBTestCase):
                          root.find('devices/disk/source').get('file'))
         self.assertEqual(['hd'], [b.get('dev')
                                   for b in root.findall('os/boot')])
+
+
+class DestinationURITestCase(test.NoDBTestCase):
+    """Where the source's libvirt and QEMU send a live migration."""
+
+    def test_default_is_libvirt_over_tcp_to_the_destination(self):
+        self.assertEqual('qemu+tcp://compute2/system',
+                         migration.destination_uri('compute2'))
+
+    def test_configured_uri_gets_the_destination(self):
+        self.flags(live_migration_uri='qemu+tls://%s/system',
+                   group='libvirt')
+        self.assertEqual('qemu+tls://compute2/system',
+                         migration.destination_uri('compute2'))
+
+    def test_ipv6_address_in_brackets(self):
+        self.assertEqual('qemu+tcp://[2001:db8::5]/system',
+                         migration.destination_uri('2001:db8::5'))
+        self.assertEqual('tcp://[2001:db8::5]',
+                         migration.migrate_uri('2001:db8::5'))
+
+    def test_uri_without_host_used_as_is(self):
+        # A destination daemon reached through a UNIX socket of this
+        # host; percent-encoded characters stay as they are.
+        uri = 'qemu+unix:///system?socket=/srv/compute%202/libvirt-sock'
+        self.flags(live_migration_uri=uri, group='libvirt')
+        self.assertEqual(uri, migration.destination_uri('compute2'))
+
+    def test_memory_goes_to_the_inbound_address(self):
+        self.assertEqual('tcp://192.0.2.7', migration.migrate_uri(
+            '192.0.2.7'))
