@@ -431,12 +431,18 @@ class TestProcesses(test.NoDBTestCase):
         tmp = tempfile.TemporaryDirectory()
         self.addCleanup(tmp.cleanup)
         top = os.path.join(tmp.name, 'top', '')
-        wait = ['/bin/sh', '-c', 'sleep 60', 'sh']
-        procs = [subprocess.Popen(wait + [arg]) for arg in (
-            'file=%sdisk,if=none' % top, top + 'disk', tmp.name)]
+        # "read" is built into sh: the shell waits on its stdin without
+        # forking. A command it forks (sleep) would be, until its exec, a
+        # second sh with these same arguments, found by a look at /proc
+        # that falls between the fork and the exec.
+        wait = ['/bin/sh', '-c', 'read line', 'sh']
+        procs = [subprocess.Popen(wait + [arg], stdin=subprocess.PIPE)
+                 for arg in ('file=%sdisk,if=none' % top, top + 'disk',
+                             tmp.name)]
         for proc in procs:
             self.addCleanup(proc.wait)
             self.addCleanup(proc.kill)
+            self.addCleanup(proc.stdin.close)
         self.assertEqual(sorted(p.pid for p in procs[:2]),
                          sorted(processes.with_argument(top, 'sh')))
         self.assertEqual([], processes.with_argument(top, 'qemu'))
