@@ -9,7 +9,10 @@ the release as published:
   patched one: the same exception type and the same first line of its
   message (:func:`signature`);
 * a test skipped on the pristine tree does not fail on the patched one;
-* no test of the pristine run is missing from the patched run.
+* no test of the pristine run is missing from the patched run, unless a
+  patch turned it into data-driven cases (ddt names them ``test_x_1``,
+  ``test_x_2_<data>``, ...): each case is then held to what the one test
+  did (:func:`split_cases`).
 
 Anything else is a regression. Tests only the patched run has are the
 series' own (``new``) or another release's run unchanged (``upstream``);
@@ -106,6 +109,16 @@ def _reason(entry: list | None) -> str:
     return sig
 
 
+def split_cases(test_id: str, patched: dict) -> list[str]:
+    """The data-driven cases of ``patched`` that replace ``test_id``.
+
+    ddt names the cases of ``test_x`` ``test_x_<n>`` or
+    ``test_x_<n>_<data>``, ``n`` counting from 1.
+    """
+    case = re.compile(re.escape(test_id) + r'_[1-9][0-9]*(_.*)?$')
+    return sorted(t for t in patched if case.match(t))
+
+
 def compare(pristine: dict, patched: dict,
             upstream_prefixes: tuple[str, ...] = ()) -> dict:
     """Hold the patched run to the pristine one (see the module's doc).
@@ -113,53 +126,67 @@ def compare(pristine: dict, patched: dict,
     ``upstream_prefixes`` are the module names of test files copied from
     another release: their tests are listed apart from the series' own.
     """
-    regressions = []
-    known = []
-    fixed = []
-    new = []
-    upstream = []
+    found = {kind: [] for kind in (
+        'regressions', 'known_failures', 'fixed', 'new', 'upstream',
+        'split')}
+    held = set()
     for test_id in sorted(pristine):
-        before = pristine[test_id]
-        after = patched.get(test_id)
-        was, now = outcome(before[0]), outcome(after and after[0])
-        row = {'id': test_id, 'pristine': was, 'patched': now}
-        if was == 'passed':
-            if now != 'passed':
-                row['reason'] = _reason(after)
-                regressions.append(row)
-        elif was == 'failed':
-            if now == 'failed':
-                before_sig = signature(before[2])
-                after_sig = signature(after[2])
-                if before_sig == after_sig:
-                    known.append({'id': test_id, 'reason': before_sig})
-                else:
-                    row['reason'] = after_sig
-                    row['pristine_reason'] = before_sig
-                    regressions.append(row)
-            elif now == 'passed':
-                fixed.append(row)
-            else:
-                row['reason'] = _reason(after)
-                row['pristine_reason'] = signature(before[2])
-                regressions.append(row)
-        else:  # skipped
-            if now == 'passed':
-                fixed.append(row)
-            elif now != 'skipped':
-                row['reason'] = _reason(after)
-                regressions.append(row)
-    for test_id in sorted(set(patched) - set(pristine)):
+        cases = [] if test_id in patched else split_cases(test_id, patched)
+        if cases:
+            found['split'].append({'id': test_id, 'cases': cases})
+        for case in cases or [test_id]:
+            held.add(case)
+            kind, row = _hold(pristine[test_id], patched.get(case))
+            if kind:
+                row['id'] = case
+                if case != test_id:
+                    row['pristine_id'] = test_id
+                found[kind].append(row)
+    for test_id in sorted(set(patched) - held):
         entry = patched[test_id]
         row = {'id': test_id, 'patched': outcome(entry[0])}
         if row['patched'] != 'passed':
             row['reason'] = _reason(entry)
         if any(test_id.startswith(p + '.') for p in upstream_prefixes):
-            upstream.append(row)
+            found['upstream'].append(row)
         else:
-            new.append(row)
-    return {'regressions': regressions, 'known_failures': known,
-            'fixed': fixed, 'new': new, 'upstream': upstream}
+            found['new'].append(row)
+    return found
+
+
+def _hold(before: list, after: list | None) -> tuple[str | None, dict]:
+    """What a patched result is against the pristine one: the kind of row
+    (``regressions``, ``known_failures``, ``fixed`` or None when nothing
+    changed) and the row.
+    """
+    was, now = outcome(before[0]), outcome(after and after[0])
+    row = {'pristine': was, 'patched': now}
+    if was == 'passed':
+        if now == 'passed':
+            return None, row
+        row['reason'] = _reason(after)
+        return 'regressions', row
+    if was == 'failed':
+        if now == 'failed':
+            before_sig = signature(before[2])
+            after_sig = signature(after[2])
+            if before_sig == after_sig:
+                return 'known_failures', {'reason': before_sig}
+            row['reason'] = after_sig
+            row['pristine_reason'] = before_sig
+            return 'regressions', row
+        if now == 'passed':
+            return 'fixed', row
+        row['reason'] = _reason(after)
+        row['pristine_reason'] = signature(before[2])
+        return 'regressions', row
+    # skipped
+    if now == 'passed':
+        return 'fixed', row
+    if now != 'skipped':
+        row['reason'] = _reason(after)
+        return 'regressions', row
+    return None, row
 
 
 def failed(comparison: dict) -> bool:
@@ -266,6 +293,9 @@ def summary(suite: str, sides: dict, comparison: dict,
             if row['patched'] == 'failed':
                 lines.append('  FAILED (%s) %s: %s' % (kind, row['id'],
                                                        row['reason']))
+    for row in comparison.get('split', ()):
+        lines.append('  split into data-driven cases: %s: %s' % (
+            row['id'], ', '.join(c.rsplit('.', 1)[-1] for c in row['cases'])))
     for row in comparison['known_failures'][:limit]:
         lines.append('  failing pristine and patched: %s: %s' % (
             row['id'], row['reason']))

@@ -505,6 +505,38 @@ class CompareTestCase(test.NoDBTestCase):
         # A failing added test fails the run.
         self.assertTrue(results.failed(found))
 
+    def test_test_split_into_data_driven_cases_is_held_per_case(self):
+        # A patch that turns test_x into ddt cases: each case is held to
+        # what test_x did on the pristine tree.
+        t = 'nova.tests.functional.T.test_x'
+        found = self.compare(
+            {t: entry('success'), t + '_other': entry('success')},
+            {t + '_1': entry('success'),
+             t + '_2___9002000____loader_secure__no____': entry(
+                 'fail', TRACEBACK),
+             t + '_other': entry('success')})
+        self.assertEqual(
+            [{'id': t, 'cases': [
+                t + '_1', t + '_2___9002000____loader_secure__no____']}],
+            found['split'])
+        self.assertEqual(
+            [(t + '_2___9002000____loader_secure__no____', t, 'failed')],
+            [(r['id'], r['pristine_id'], r['patched'])
+             for r in found['regressions']])
+        # The cases are not the series' own tests.
+        self.assertEqual([], found['new'])
+
+    def test_only_numbered_cases_replace_a_missing_test(self):
+        t = 'nova.tests.functional.T.test_x'
+        found = self.compare({t: entry('success')},
+                             {t + '_other': entry('success'),
+                              t + '_0': entry('success')})
+        self.assertEqual([], found['split'])
+        self.assertEqual([(t, 'missing')], [
+            (r['id'], r['patched']) for r in found['regressions']])
+        self.assertEqual([t + '_0', t + '_other'],
+                         [r['id'] for r in found['new']])
+
     def test_counts(self):
         self.assertEqual(
             {'passed': 2, 'failed': 2, 'skipped': 1, 'total': 5},
