@@ -26,6 +26,7 @@ import os
 import platform
 import re
 import subprocess
+import typing as ty
 
 PASSED = ('success', 'xfail')
 FAILED = ('fail', 'uxsuccess')
@@ -109,14 +110,15 @@ def _reason(entry: list | None) -> str:
     return sig
 
 
-def split_cases(test_id: str, patched: dict) -> list[str]:
-    """The data-driven cases of ``patched`` that replace ``test_id``.
+def split_cases(test_id: str, added: ty.Iterable[str]) -> list[str]:
+    """The data-driven cases among ``added`` (tests only the patched run
+    has) that replace ``test_id``.
 
     ddt names the cases of ``test_x`` ``test_x_<n>`` or
     ``test_x_<n>_<data>``, ``n`` counting from 1.
     """
     case = re.compile(re.escape(test_id) + r'_[1-9][0-9]*(_.*)?$')
-    return sorted(t for t in patched if case.match(t))
+    return sorted(t for t in added if case.match(t))
 
 
 def compare(pristine: dict, patched: dict,
@@ -129,9 +131,10 @@ def compare(pristine: dict, patched: dict,
     found = {kind: [] for kind in (
         'regressions', 'known_failures', 'fixed', 'new', 'upstream',
         'split')}
+    added = set(patched) - set(pristine)
     held = set()
     for test_id in sorted(pristine):
-        cases = [] if test_id in patched else split_cases(test_id, patched)
+        cases = [] if test_id in patched else split_cases(test_id, added)
         if cases:
             found['split'].append({'id': test_id, 'cases': cases})
         for case in cases or [test_id]:

@@ -528,12 +528,16 @@ class CompareTestCase(test.NoDBTestCase):
 
     def test_only_numbered_cases_replace_a_missing_test(self):
         t = 'nova.tests.functional.T.test_x'
-        found = self.compare({t: entry('success')},
+        found = self.compare({t: entry('success'), t + '_2': entry('fail')},
                              {t + '_other': entry('success'),
-                              t + '_0': entry('success')})
+                              t + '_0': entry('success'),
+                              t + '_2': entry('fail')})
         self.assertEqual([], found['split'])
         self.assertEqual([(t, 'missing')], [
             (r['id'], r['patched']) for r in found['regressions']])
+        # test_x_2 is a test of the pristine tree, not a case of test_x.
+        self.assertEqual([t + '_2'],
+                         [r['id'] for r in found['known_failures']])
         self.assertEqual([t + '_0', t + '_other'],
                          [r['id'] for r in found['new']])
 
