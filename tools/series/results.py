@@ -296,7 +296,7 @@ def summary(suite: str, sides: dict, comparison: dict,
             if row['patched'] == 'failed':
                 lines.append('  FAILED (%s) %s: %s' % (kind, row['id'],
                                                        row['reason']))
-    for row in comparison.get('split', ()):
+    for row in comparison['split']:
         lines.append('  split into data-driven cases: %s: %s' % (
             row['id'], ', '.join(c.rsplit('.', 1)[-1] for c in row['cases'])))
     for row in comparison['known_failures'][:limit]:

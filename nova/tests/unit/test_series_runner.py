@@ -564,6 +564,20 @@ class CompareTestCase(test.NoDBTestCase):
             "testtools.matchers._impl.MismatchError: '1.13' != '1.14'",
             lines[3])
 
+    def test_summary_lists_each_split_with_its_cases(self):
+        t = 'nova.tests.functional.T.test_x'
+        pristine = {t: entry('success')}
+        patched = {t + '_1_8006000': entry('success'),
+                   t + '_2_9002000': entry('success')}
+        sides = {'pristine': {'results': pristine, 'seconds': 5},
+                 'patched': {'results': patched, 'seconds': 6}}
+        lines = results.summary('functional', sides,
+                                self.compare(pristine, patched))
+        self.assertIn('0 regressions', lines[2])
+        self.assertEqual(
+            ['  split into data-driven cases: %s: test_x_1_8006000, '
+             'test_x_2_9002000' % t], lines[3:])
+
 
 class SavedRunTestCase(test.NoDBTestCase):
 
