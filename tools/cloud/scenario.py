@@ -28,7 +28,6 @@ TRAIT = 'COMPUTE_SECURITY_STATELESS_FIRMWARE'
 VARS_SIZE = 540672
 #: What OVMF prints on the serial console on its way to the UEFI shell.
 FIRMWARE_TEXT = re.compile(r'BdsDxe|UEFI Interactive Shell|Shell>')
-DOMAIN_NAME = re.compile(r'^cloud-[0-9a-f]{8}$')
 #: An HTTP 400 as the client says it: "(HTTP 400)" in 2024.1's,
 #: "BadRequestException: 400: Client Error" in 2026.2's.
 BAD_REQUEST = re.compile(r'\(HTTP 400\)|BadRequestException: 400\b')
@@ -85,11 +84,23 @@ class Cli:
                         check=check).stdout
 
 
-def cloud_domains(virsh_list: str) -> list[str]:
-    """The domains of ``virsh list --all --name`` that this cloud's
-    instance name template makes.
+def name_pattern(template: str) -> ty.Pattern[str]:
+    """The names an ``instance_name_template`` of the form ``prefix-%08x``
+    gives, and no other.
     """
-    return sorted(n for n in virsh_list.split() if DOMAIN_NAME.match(n))
+    return re.compile('^%s[0-9a-f]{8}$' % re.escape(template.split('%', 1)[0]))
+
+
+#: The domains of this cloud's patched compute.
+DOMAIN_NAME = name_pattern(config_mod.INSTANCE_NAME_TEMPLATE)
+
+
+def cloud_domains(virsh_list: str,
+                  pattern: ty.Pattern[str] = DOMAIN_NAME) -> list[str]:
+    """The domains of ``virsh list --all --name`` that ``pattern`` (by
+    default this cloud's instance name template) matches.
+    """
+    return sorted(n for n in virsh_list.split() if pattern.match(n))
 
 
 def nvram_files(name: str, directory: str = config_mod.NVRAM_DIR

@@ -352,6 +352,15 @@ class TestScenarioHelpers(test.NoDBTestCase):
                              'instance-00000001\ncloud-00000010\n'
                              'cloud-0000000a\ncloud-x\nnova-firmware-1\n'))
 
+    def test_name_pattern_of_the_unpatched_compute(self):
+        # The second compute's template shares the patched one's prefix
+        # up to its "2": neither pattern may take the other's domains.
+        listing = 'cloud-0000000a\ncloud2-0000000b\ncloud2-0000000\n'
+        pattern = scenario.name_pattern(config.UNPATCHED_NAME_TEMPLATE)
+        self.assertEqual(['cloud2-0000000b'],
+                         scenario.cloud_domains(listing, pattern))
+        self.assertEqual(['cloud-0000000a'], scenario.cloud_domains(listing))
+
     def test_nvram_files(self):
         tmp = tempfile.TemporaryDirectory()
         self.addCleanup(tmp.cleanup)
