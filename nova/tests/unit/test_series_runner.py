@@ -598,6 +598,22 @@ class SavedRunTestCase(test.NoDBTestCase):
         self.assertIsNone(results.load(path, 'k2'))
         self.assertEqual(['unit.json'], os.listdir(os.path.dirname(path)))
 
+    def test_full_mode_reuses_a_saved_run_unless_fresh(self):
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'functional-patched.json')
+        results.save(path, 'k1', {'results': {'a': entry('success')},
+                                  'date': '2026-12-07T02:00:00Z'})
+        out = io.StringIO()
+        self.useFixture(fixtures.MonkeyPatch('sys.stdout', out))
+        self.assertIsNone(run._saved(path, 'k1', True, 'functional patched'))
+        self.assertIsNone(run._saved(path, 'k2', False, 'functional patched'))
+        self.assertEqual('', out.getvalue())
+        saved = run._saved(path, 'k1', False, 'functional patched')
+        self.assertTrue(saved['reused'])
+        self.assertEqual(
+            'functional patched: the run of 2026-12-07T02:00:00Z, saved in '
+            '%s\n' % path, out.getvalue())
+
     def test_machine_says_where_and_when(self):
         info = results.machine(sys.executable)
         self.assertEqual(
