@@ -501,7 +501,7 @@ def boot(rel: release_mod.Release, venv: str, work: str,
     step('boot check on real libvirt: %s' % os.path.relpath(
         rel.boot_script, ROOT))
     site = boot_site(rel, venv, work)
-    cmd = [venv_python(venv), rel.boot_script,
+    cmd = [venv_python(venv), rel.boot_script, *rel.boot_arguments,
            '--evidence-lib', os.path.dirname(os.path.abspath(__file__)),
            '--work', os.path.join(work, 'boot')]
     if args.connection:

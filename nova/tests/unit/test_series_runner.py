@@ -361,6 +361,14 @@ class UpstreamSpecTestCase(test.NoDBTestCase):
                ))],
             [(u.package, u.version, u.paths) for u in rel.upstream])
 
+    def test_each_series_boot_check_boots_an_aarch64_guest_too(self):
+        for name in ('2024.1', '2026.1', '2026.2'):
+            rel = release_mod.load(run.ROOT, name)
+            self.assertEqual(('--architecture', 'aarch64'),
+                             rel.boot_arguments, name)
+            with open(rel.boot_script, encoding='utf-8') as f:
+                self.assertIn("'--architecture'", f.read(), name)
+
 
 TRACEBACK = textwrap.dedent('''\
     Traceback (most recent call last):
