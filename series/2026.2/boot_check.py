@@ -17,7 +17,13 @@ Nova's ``Host``, on a real libvirt connection.
    the code, a writable one for the variable store, and the NVRAM file
    libvirt created from the template.
 
-Exits 0 when all three show what they should.
+With ``--architecture aarch64``, the patched tree also boots a stateless
+aarch64 guest (``hw_architecture=aarch64``, on Nova's machine type for it,
+``virt``), which an x86_64 host runs under TCG when its libvirt offers
+aarch64 guests for the virt type (``qemu-system-arm`` and the AAVMF
+firmware, ``qemu-efi-aarch64`` on Debian and Ubuntu, installed).
+
+Exits 0 when all of them show what they should.
 
 On a compute host that runs the patched release, ``--config-file`` checks
 the Nova installed there instead (2 and 3 only, nothing to compare it
@@ -51,10 +57,24 @@ RELEASE = os.path.basename(HERE)
 DEFAULT_EVIDENCE_LIB = os.path.join(HERE, os.pardir, os.pardir, 'tools',
                                     'series')
 
-#: Image properties of the two guests.
-STATELESS = {'hw_firmware_type': 'uefi', 'hw_machine_type': 'q35',
-             'hw_firmware_stateless': 'true'}
-STATEFUL = {'hw_firmware_type': 'uefi', 'hw_machine_type': 'q35'}
+#: What a guest of each architecture adds to its image: the machine type
+#: its firmware descriptors target. On x86_64 that is q35, asked for (Nova's
+#: default there is pc); on aarch64 it is virt, Nova's default.
+ARCH_PROPERTIES = {
+    'x86_64': {'hw_machine_type': 'q35'},
+    'aarch64': {'hw_architecture': 'aarch64'},
+}
+
+
+def image_properties(guest: str, arch: str) -> dict:
+    """The image properties of a ``stateless`` or ``stateful`` UEFI guest
+    of ``arch``.
+    """
+    props = {'hw_firmware_type': 'uefi', **ARCH_PROPERTIES.get(arch, {})}
+    if guest == 'stateless':
+        props['hw_firmware_stateless'] = 'true'
+    return props
+
 
 QEMU_CONF_EMBED = '''# Written by the series boot check.
 # No virtlogd in an embedded driver: QEMU writes its logs itself.
@@ -111,13 +131,13 @@ def configured_connection(config_files: list[str],
     return libvirt_driver.LibvirtDriver._uri(), source, conf.libvirt.virt_type
 
 
-def _nova_guest(uri: str, work: str, name_id: int, properties: dict,
-                start: bool, evidence, timeout: float, keep: bool,
-                config_files: list[str] | None = None) -> dict:
+def _nova_guest(uri: str, work: str, name_id: int, guest_kind: str,
+                arch: str | None, start: bool, evidence, timeout: float,
+                keep: bool, config_files: list[str] | None = None) -> dict:
     """Build the guest with Nova's driver and define (and start) it.
 
-    Returns what happened: the domain XML Nova made, and either the
-    domain's name or libvirt's error.
+    ``arch`` None is the host's architecture. Returns what happened: the
+    domain XML Nova made, and either the domain's name or libvirt's error.
     """
     import nova
     from nova import context as nova_context
@@ -143,6 +163,18 @@ def _nova_guest(uri: str, work: str, name_id: int, properties: dict,
     drv = libvirt_driver.LibvirtDriver(_VirtAPI(), read_only=False)
     drv._host.initialize()
     ctxt = nova_context.get_admin_context()
+    caps = drv._host.get_capabilities()
+    arch = arch or caps.host.cpu.arch
+    properties = image_properties(guest_kind, arch)
+    # The guests libvirt can run here, as Nova reports them to the
+    # scheduler (an image's hw_architecture must be among them).
+    if not any(g.arch == arch and conf.libvirt.virt_type in g.domains
+               for g in caps.guests):
+        return {'nova': os.path.dirname(nova.__file__),
+                'version': nova_version.version_string(),
+                'properties': properties, 'error': (
+                    'libvirt offers no %s guest for virt_type %s' % (
+                        arch, conf.libvirt.virt_type))}
 
     flavor = objects.Flavor(
         id=1, flavorid='1', name='tiny', memory_mb=256, vcpus=1,
@@ -246,10 +278,9 @@ def child_main(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format='%(levelname)s %(name)s: %(message)s',
                             force=True)
-    props = STATELESS if args.guest == 'stateless' else STATEFUL
-    result = _nova_guest(args.uri, args.work, args.name_id, props,
-                         not args.define_only, evidence, args.timeout,
-                         args.keep, args.config_file)
+    result = _nova_guest(args.uri, args.work, args.name_id, args.guest,
+                         args.arch, not args.define_only, evidence,
+                         args.timeout, args.keep, args.config_file)
     with open(args.result, 'w') as f:
         json.dump(result, f)
     sys.stdout.flush()
@@ -267,12 +298,14 @@ def _prepare_embed_root(root: str) -> str:
 
 
 def _run_child(args, tree: str | None, label: str, guest: str,
-               define_only: bool, name_id: int) -> dict:
+               arch: str | None, define_only: bool, name_id: int) -> dict:
     """Run ``_nova_guest`` with the ``nova`` package of ``tree``.
 
-    A ``tree`` of None runs it with the ``nova`` installed.
+    A ``tree`` of None runs it with the ``nova`` installed; an ``arch`` of
+    None makes a guest of the host's architecture.
     """
-    result_path = os.path.join(args.work, '%s-%s.json' % (label, guest))
+    name = '%s-%s' % (guest, arch) if arch else guest
+    result_path = os.path.join(args.work, '%s-%s.json' % (label, name))
     guest_work = os.path.join(args.guest_root, label)
     env = dict(os.environ)
     # Both trees are installed alike; putting one first on the path makes
@@ -288,13 +321,15 @@ def _run_child(args, tree: str | None, label: str, guest: str,
            '--name-id', str(name_id), '--result', result_path,
            '--evidence-lib', args.evidence_lib,
            '--timeout', str(args.timeout)]
+    if arch:
+        cmd += ['--arch', arch]
     if define_only:
         cmd.append('--define-only')
     if args.keep:
         cmd.append('--keep')
     for path in args.config_file or ():
         cmd += ['--config-file', path]
-    log_path = os.path.join(args.work, '%s-%s.log' % (label, guest))
+    log_path = os.path.join(args.work, '%s-%s.log' % (label, name))
     with open(log_path, 'w') as log:
         proc = subprocess.run(cmd, cwd=args.work, env=env, stdout=log,
                               stderr=subprocess.STDOUT)
@@ -363,6 +398,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument('--json', action='store_true',
                         help='print the evidence as JSON')
     parser.add_argument('--timeout', type=float, default=180.0)
+    parser.add_argument('--architecture', action='append', default=[],
+                        choices=sorted(ARCH_PROPERTIES), metavar='ARCH',
+                        help='also boot a stateless guest of this '
+                             'architecture with the patched tree (x86_64 '
+                             'or aarch64; repeatable); the check fails '
+                             'when libvirt offers no such guest for the '
+                             'virt type')
     parser.add_argument('--config-file', action='append', metavar='PATH',
                         help='check the installed nova with this nova '
                              'configuration (repeatable), as nova-compute '
@@ -429,17 +471,19 @@ def main(argv: list[str]) -> int:
     ok = True
     for n, guest in enumerate(() if installed else ('stateless',
                                                       'stateful')):
-        res = _run_child(args, pristine, 'unpatched', guest, True,
+        res = _run_child(args, pristine, 'unpatched', guest, None, True,
                          base_id + n)
         report['unpatched'][guest] = res
         if res.get('defined'):
             # nova as published getting it defined would disprove the bug.
             ok = False
-    for n, guest in enumerate(('stateless', 'stateful'), start=2):
-        res = _run_child(args, patched, 'patched', guest, False,
+    guests = [('stateless', None), ('stateful', None)] + [
+        ('stateless', arch) for arch in args.architecture]
+    for n, (guest, arch) in enumerate(guests, start=2):
+        res = _run_child(args, patched, 'patched', guest, arch, False,
                          base_id + n)
         entry = {'result': res}
-        report['patched'][guest] = entry
+        report['patched'][' '.join(filter(None, (guest, arch)))] = entry
         ev = res.get('evidence')
         if ev is None:
             entry['problems'] = [res.get('error', 'no evidence')]
@@ -472,6 +516,9 @@ def main(argv: list[str]) -> int:
                 'installed' if installed else 'patched',
                 res.get('version', version), res.get('nova', '?'), guest,
                 res.get('name', '')))
+            print('image properties: %s' % ' '.join(
+                '%s=%s' % kv
+                for kv in sorted(res.get('properties', {}).items())))
             for name, value in res.get('supports', {}).items():
                 print('%s: %s' % (name.replace('_', ' '), value))
             for line in res.get('decisions', ()):
@@ -506,6 +553,7 @@ if __name__ == '__main__':
         p.add_argument('--uri', required=True)
         p.add_argument('--work', required=True)
         p.add_argument('--guest', choices=('stateless', 'stateful'))
+        p.add_argument('--arch')
         p.add_argument('--name-id', type=int, required=True)
         p.add_argument('--result', required=True)
         p.add_argument('--define-only', action='store_true')

@@ -135,6 +135,7 @@ class Firmware:
     nvram: str | None          # the NVRAM file, '' when <nvram/> is empty
     firmware_attr: str | None  # <os firmware='...'>
     machine: str
+    arch: str = ''
 
     @property
     def stateless(self) -> bool:
@@ -151,7 +152,8 @@ class Firmware:
                                    else self.nvram or '(empty element)'))
         if self.firmware_attr:
             parts.append("os firmware='%s'" % self.firmware_attr)
-        parts.append('machine %s' % self.machine)
+        parts.append('machine %s%s' % (
+            self.machine, ' (%s)' % self.arch if self.arch else ''))
         return '; '.join(parts)
 
 
@@ -173,7 +175,9 @@ def firmware_of(xml: str) -> Firmware:
         nvram = (nvram_el.text or '').strip()
     type_el = os_el.find('type')
     machine = type_el.get('machine', '') if type_el is not None else ''
-    return Firmware(tuple(loaders), nvram, os_el.get('firmware'), machine)
+    arch = type_el.get('arch', '') if type_el is not None else ''
+    return Firmware(tuple(loaders), nvram, os_el.get('firmware'), machine,
+                    arch)
 
 
 def check_stateless(xml: str) -> str:

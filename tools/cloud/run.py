@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import glob
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -189,9 +188,8 @@ def remove_domains(say: ty.Callable[[str], None],
         say('libvirt not reachable, no domain to remove: %s' %
             proc.stderr.strip())
         return True
-    names = pattern or re.compile('^%s[0-9a-f]{8}$' % re.escape(
-        template.split('%', 1)[0]))
-    domains = sorted(n for n in proc.stdout.split() if names.match(n))
+    domains = scenario_mod.cloud_domains(
+        proc.stdout, pattern or scenario_mod.name_pattern(template))
     for name in domains:
         for args in (['destroy', name], ['undefine', '--nvram', name]):
             subprocess.run(virsh + args, capture_output=True,

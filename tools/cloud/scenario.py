@@ -28,13 +28,16 @@ TRAIT = 'COMPUTE_SECURITY_STATELESS_FIRMWARE'
 VARS_SIZE = 540672
 #: What OVMF prints on the serial console on its way to the UEFI shell.
 FIRMWARE_TEXT = re.compile(r'BdsDxe|UEFI Interactive Shell|Shell>')
-DOMAIN_NAME = re.compile(r'^cloud-[0-9a-f]{8}$')
 #: An HTTP 400 as the client says it: "(HTTP 400)" in 2024.1's,
 #: "BadRequestException: 400: Client Error" in 2026.2's.
 BAD_REQUEST = re.compile(r'\(HTTP 400\)|BadRequestException: 400\b')
 
 IMAGE_SIZE = 1 << 20
 UEFI = {'hw_firmware_type': 'uefi', 'hw_machine_type': 'q35'}
+#: A stateless aarch64 image: Nova's machine type for aarch64 is virt, and
+#: the compute runs it under TCG (qemu-system-arm, qemu-efi-aarch64).
+AARCH64_STATELESS = {'hw_architecture': 'aarch64', 'hw_firmware_type': 'uefi',
+                     'hw_firmware_stateless': 'true'}
 
 
 class CommandFailed(StepError):
@@ -85,11 +88,23 @@ class Cli:
                         check=check).stdout
 
 
-def cloud_domains(virsh_list: str) -> list[str]:
-    """The domains of ``virsh list --all --name`` that this cloud's
-    instance name template makes.
+def name_pattern(template: str) -> ty.Pattern[str]:
+    """The names an ``instance_name_template`` of the form ``prefix-%08x``
+    gives, and no other.
     """
-    return sorted(n for n in virsh_list.split() if DOMAIN_NAME.match(n))
+    return re.compile('^%s[0-9a-f]{8}$' % re.escape(template.split('%', 1)[0]))
+
+
+#: The domains of this cloud's patched compute.
+DOMAIN_NAME = name_pattern(config_mod.INSTANCE_NAME_TEMPLATE)
+
+
+def cloud_domains(virsh_list: str,
+                  pattern: ty.Pattern[str] = DOMAIN_NAME) -> list[str]:
+    """The domains of ``virsh list --all --name`` that ``pattern`` (by
+    default this cloud's instance name template) matches.
+    """
+    return sorted(n for n in virsh_list.split() if pattern.match(n))
 
 
 def nvram_files(name: str, directory: str = config_mod.NVRAM_DIR
@@ -502,6 +517,7 @@ class Scenario:
                 UEFI, hw_firmware_stateless='true')), 'cloud-stateless')
             upload('cloud-uefi', UEFI)
             upload('cloud-bad', dict(UEFI, hw_firmware_stateless='ture'))
+            upload('cloud-stateless-aarch64', AARCH64_STATELESS)
             shown = self.cli.os_json('image', 'show', 'cloud-stateless')[
                 'properties']
             if shown.get('hw_firmware_stateless') not in ('true', True):
@@ -511,7 +527,8 @@ class Scenario:
             self.cli.os('flavor', 'create', '--vcpus', '1', '--ram', '320',
                         '--disk', '1', 'cloud.small')
             return ('cloud-stateless: %s; cloud-uefi without it; cloud-bad '
-                    'with "ture"; flavors cloud.tiny, cloud.small' % (
+                    'with "ture"; cloud-stateless-aarch64; flavors '
+                    'cloud.tiny, cloud.small' % (
                         ', '.join('%s=%s' % (k, shown[k])
                                   for k in sorted(shown)
                                   if k.startswith('hw_'))))
@@ -591,6 +608,32 @@ class Scenario:
                           'landed is shown)' if self.second else ''),
                       control)
         return ok
+
+    def aarch64(self) -> None:
+        """A stateless aarch64 guest, placed by its image's architecture
+        (the computes list aarch64 among their guests under TCG).
+        """
+        name = 'stateless-aarch64'
+
+        def check() -> str:
+            start = time.monotonic()
+            self.create(name, 'cloud-stateless-aarch64')
+            took = time.monotonic() - start
+            where = self.landing(name)
+            self.on_patched(name)
+            fw = evidence.firmware_of(self.xml(name))
+            if fw.arch != 'aarch64':
+                raise StepError('a %s domain: %s' % (fw.arch, fw.describe()))
+            seen = self.check_stateless(name)
+            shown = self.console(name)
+            self.cli.os('server', 'delete', '--wait', name)
+            return 'ACTIVE in %.0f s %s; %s; %s; deleted' % (
+                took, where, seen, shown)
+        self.ev.check('boot stateless aarch64',
+                      'hw_architecture=aarch64 image: ACTIVE on the patched '
+                      'compute, an aarch64 domain with one read-only pflash '
+                      "loader, stateless='yes', no <nvram>, no NVRAM file; "
+                      'AAVMF on the console', check)
 
     def unpatched_uefi(self) -> None:
         """A UEFI guest sent to the unpatched compute (``--host``)."""
@@ -801,7 +844,7 @@ class Scenario:
     def delete(self) -> None:
         def check() -> str:
             names = [n for n in ('stateless', 'control', 'control-unpatched',
-                                 'stateless-nohost')
+                                 'stateless-nohost', 'stateless-aarch64')
                      if self.cli.os_json('server', 'list', '--name',
                                          '^%s$' % n)]
             if names:
@@ -832,6 +875,7 @@ class Scenario:
         self.images()
         self.bad_input()
         if self.boot():
+            self.aarch64()
             self.unpatched_uefi()
             self.no_valid_host()
             self.lifecycle()

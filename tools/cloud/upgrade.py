@@ -30,7 +30,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -64,7 +63,7 @@ RELEASE = '2024.1'
 #: that neither one's teardown touches the other's domains, databases or
 #: RabbitMQ user.
 INSTANCE_NAME_TEMPLATE = 'upgrade-%08x'
-DOMAIN_NAME = re.compile(r'^upgrade-[0-9a-f]{8}$')
+DOMAIN_NAME = scenario_mod.name_pattern(INSTANCE_NAME_TEMPLATE)
 DB_PREFIX = 'upgrade_'
 #: The nova services of a control plane, in the order they start.
 CONTROL = ('nova-api', 'nova-conductor', 'nova-scheduler')

@@ -36,6 +36,7 @@
         [boot]
         script = boot_check.py            ; run with the venv's python
         requirements = libvirt-python     ; for it only (pip --target)
+        arguments = --architecture aarch64 ; given to it by the runner
 
 The tests a patch runs in CI are chosen from the files and lines it changes
 by the rules of ``tools/series/selection.py``.
@@ -168,6 +169,7 @@ class Release:
     upstream: tuple[Upstream, ...]
     boot_script: str | None
     boot_requirements: tuple[str, ...]
+    boot_arguments: tuple[str, ...]
     patches: tuple[Patch, ...]
 
     @property
@@ -250,6 +252,7 @@ def load(root: str, name: str) -> Release:
         upstream=parse_upstream(tests.get('upstream', '')),
         boot_script=os.path.join(directory, script) if script else None,
         boot_requirements=_words(boot.get('requirements', '')),
+        boot_arguments=_words(boot.get('arguments', '')),
         patches=tuple(patches),
     )
 

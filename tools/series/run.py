@@ -501,7 +501,7 @@ def boot(rel: release_mod.Release, venv: str, work: str,
     step('boot check on real libvirt: %s' % os.path.relpath(
         rel.boot_script, ROOT))
     site = boot_site(rel, venv, work)
-    cmd = [venv_python(venv), rel.boot_script,
+    cmd = [venv_python(venv), rel.boot_script, *rel.boot_arguments,
            '--evidence-lib', os.path.dirname(os.path.abspath(__file__)),
            '--work', os.path.join(work, 'boot')]
     if args.connection:
@@ -589,6 +589,17 @@ def run_suite(rel: release_mod.Release, venv: str, tree: str, suite: str,
             'log': log, 'machine': results_mod.machine(venv_python(venv))}
 
 
+def _saved(path: str, key: str, fresh: bool, label: str) -> dict | None:
+    """The run saved at ``path`` under ``key``, unless ``fresh``; says
+    which run it reuses.
+    """
+    saved = None if fresh else results_mod.load(path, key)
+    if saved is not None:
+        saved['reused'] = True
+        say('%s: the run of %s, saved in %s' % (label, saved['date'], path))
+    return saved
+
+
 def full(rel: release_mod.Release, args: argparse.Namespace,
          pristine: str, tree: str, work: str, venv: str,
          copies: dict[str, bytes]) -> bool:
@@ -614,12 +625,8 @@ def full(rel: release_mod.Release, args: argparse.Namespace,
         key = pristine_key(rel, suite)
         path = os.path.join(cache, '%s-%s-%s-%s.json' % (
             rel.package, rel.version, suite, key[:16]))
-        saved = None if args.fresh else results_mod.load(path, key)
-        if saved is not None:
-            saved['reused'] = True
-            say('%s pristine: the run of %s, saved in %s' % (
-                suite, saved['date'], path))
-        else:
+        saved = _saved(path, key, args.fresh, '%s pristine' % suite)
+        if saved is None:
             if pristine_env is None:
                 step('a virtualenv for the pristine tree')
                 ptree = os.path.join(here, 'pristine-tree')
@@ -634,12 +641,8 @@ def full(rel: release_mod.Release, args: argparse.Namespace,
         sides['pristine'] = saved
         key = patched_key(rel, suite, tree, copies)
         path = os.path.join(here, '%s-patched.json' % suite)
-        saved = None if args.fresh else results_mod.load(path, key)
-        if saved is not None:
-            saved['reused'] = True
-            say('%s patched: the run of %s, saved in %s' % (
-                suite, saved['date'], path))
-        else:
+        saved = _saved(path, key, args.fresh, '%s patched' % suite)
+        if saved is None:
             prefix = SUITES[suite][len('./'):] + '/'
             mine = {p: d for p, d in copies.items() if p.startswith(prefix)}
             with upstream_mod.injected(tree, mine):

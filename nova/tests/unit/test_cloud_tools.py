@@ -301,7 +301,17 @@ class TestEvidence(test.NoDBTestCase):
         seen = evidence.check_stateless(STATELESS_XML)
         self.assertIn('stateless=yes', seen)
         self.assertIn('nvram absent', seen)
-        self.assertIn('machine pc-q35-7.2', seen)
+        self.assertIn('machine pc-q35-7.2 (x86_64)', seen)
+
+    def test_domain_architecture(self):
+        aarch64 = STATELESS_XML.replace(
+            "arch='x86_64' machine='pc-q35-7.2'",
+            "arch='aarch64' machine='virt-7.2'").replace(
+            'OVMF/OVMF_CODE_4M.fd', 'AAVMF/AAVMF_CODE.fd')
+        fw = evidence.firmware_of(aarch64)
+        self.assertEqual(('aarch64', 'virt-7.2'), (fw.arch, fw.machine))
+        self.assertIn('machine virt-7.2 (aarch64)',
+                      evidence.check_stateless(aarch64))
 
     def test_stateful_domain_is_not_stateless(self):
         ex = self.assertRaises(evidence.StepError, evidence.check_stateless,
@@ -351,6 +361,15 @@ class TestScenarioHelpers(test.NoDBTestCase):
                          scenario.cloud_domains(
                              'instance-00000001\ncloud-00000010\n'
                              'cloud-0000000a\ncloud-x\nnova-firmware-1\n'))
+
+    def test_name_pattern_of_the_unpatched_compute(self):
+        # The second compute's template shares the patched one's prefix
+        # up to its "2": neither pattern may take the other's domains.
+        listing = 'cloud-0000000a\ncloud2-0000000b\ncloud2-0000000\n'
+        pattern = scenario.name_pattern(config.UNPATCHED_NAME_TEMPLATE)
+        self.assertEqual(['cloud2-0000000b'],
+                         scenario.cloud_domains(listing, pattern))
+        self.assertEqual(['cloud-0000000a'], scenario.cloud_domains(listing))
 
     def test_nvram_files(self):
         tmp = tempfile.TemporaryDirectory()

@@ -361,6 +361,14 @@ class UpstreamSpecTestCase(test.NoDBTestCase):
                ))],
             [(u.package, u.version, u.paths) for u in rel.upstream])
 
+    def test_each_series_boot_check_boots_an_aarch64_guest_too(self):
+        for name in ('2024.1', '2026.1', '2026.2'):
+            rel = release_mod.load(run.ROOT, name)
+            self.assertEqual(('--architecture', 'aarch64'),
+                             rel.boot_arguments, name)
+            with open(rel.boot_script, encoding='utf-8') as f:
+                self.assertIn("'--architecture'", f.read(), name)
+
 
 TRACEBACK = textwrap.dedent('''\
     Traceback (most recent call last):
@@ -597,6 +605,22 @@ class SavedRunTestCase(test.NoDBTestCase):
                          results.load(path, 'k1')['results'])
         self.assertIsNone(results.load(path, 'k2'))
         self.assertEqual(['unit.json'], os.listdir(os.path.dirname(path)))
+
+    def test_full_mode_reuses_a_saved_run_unless_fresh(self):
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'functional-patched.json')
+        results.save(path, 'k1', {'results': {'a': entry('success')},
+                                  'date': '2026-12-07T02:00:00Z'})
+        out = io.StringIO()
+        self.useFixture(fixtures.MonkeyPatch('sys.stdout', out))
+        self.assertIsNone(run._saved(path, 'k1', True, 'functional patched'))
+        self.assertIsNone(run._saved(path, 'k2', False, 'functional patched'))
+        self.assertEqual('', out.getvalue())
+        saved = run._saved(path, 'k1', False, 'functional patched')
+        self.assertTrue(saved['reused'])
+        self.assertEqual(
+            'functional patched: the run of 2026-12-07T02:00:00Z, saved in '
+            '%s\n' % path, out.getvalue())
 
     def test_machine_says_where_and_when(self):
         info = results.machine(sys.executable)
