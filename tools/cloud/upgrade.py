@@ -15,7 +15,9 @@
    reboots, stops and starts of every server and a new stateless one;
 3. ``skip-level``: from a new 2024.1 cloud made the same way, placement
    13 and all of nova 31.3.1 at once, with the same checks;
-4. a line per check, the service logs searched for RPC and object
+4. the moves of a step are made to all its servers at once, then each
+   server is checked;
+5. a line per check, the service logs searched for RPC and object
    version problems, a table of servers by steps and the time of each
    path; everything torn down as ``tox -e cloud-2024.1`` does, also on
    failure, SIGINT or SIGTERM.
@@ -29,6 +31,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import os
 import secrets
 import shutil
@@ -215,6 +218,18 @@ class Logs:
         return '\n'.join(out)
 
 
+@dataclasses.dataclass(frozen=True)
+class Move:
+    """One step of a path on one server: what is done to it, and what
+    its firmware must show after.
+    """
+
+    column: str
+    server: str
+    action: ty.Callable[[], object]
+    expect: str
+
+
 class Upgrade:
     """One path: a patched 2024.1 cloud, its servers, its upgrade."""
 
@@ -307,39 +322,53 @@ class Upgrade:
     # --- what the host shows ------------------------------------------------
 
     def snap(self, server: str, settle: bool = False,
-             timeout: float = 180) -> checks.Snapshot:
+             timeout: float = 180,
+             booted_since: checks.Snapshot | None = None
+             ) -> checks.Snapshot:
         """The server's domain and NVRAM files; with ``settle``, once
         the firmware has stopped writing its store (the same bytes
         :data:`SETTLE` seconds apart), so that a boot's own writes are
-        not taken for a change.
+        not taken for a change; with ``booted_since`` as well, once the
+        firmware has counted a boot after that snapshot. After
+        ``timeout`` seconds, as they are.
         """
         domain = self.sc.domain_of(server)
         deadline = time.monotonic() + timeout
+        keeps = checks.keeps_store(self.compute_version)
         while True:
             xml = self.cli.virsh('dumpxml', domain)
             nvram = stores(domain)
             now = checks.snapshot(domain, xml, nvram)
             if not settle or time.monotonic() > deadline:
                 return now
+            if booted_since is not None and not checks.boot_counted(
+                    booted_since, now, keeps):
+                time.sleep(1)
+                continue
             time.sleep(SETTLE)
             if stores(domain) == nvram:
                 return now
 
     def step(self, column: str, server: str,
-             action: ty.Callable[[], None] | None, expect: str) -> bool:
+             action: ty.Callable[[], object] | None, expect: str,
+             mark: bool = True) -> bool:
         """``action`` on ``server``, then its firmware checked against
         what it had before the upgrade; a failure names the server, the
-        step and the service log lines the step added.
+        step and the service log lines the step added (with ``mark``
+        false, those since the caller marked the logs).
         """
         kind = self.kinds[server]
         verdict = [checks.FAILED]
 
         def check() -> str:
-            self.logs.mark()
+            if mark:
+                self.logs.mark()
             try:
                 if action:
                     action()
-                now = self.snap(server, settle=kind == 'stateful')
+                now = self.snap(server, settle=kind == 'stateful',
+                                booted_since=self.last.get(server)
+                                if action else None)
                 verdict[0], seen = checks.check_kept(
                     kind, self.last.get(server), now,
                     checks.keeps_store(self.compute_version),
@@ -567,36 +596,61 @@ class Upgrade:
 
     # --- the checks after an upgrade -----------------------------------------
 
-    def new_server(self, column: str) -> None:
+    def together(self, moves: list[Move]) -> None:
+        """Each move's action on its server, all at once, then each
+        server's firmware checked in turn.
+
+        The guests boot side by side, as a cloud's do: on a host of two
+        cores one after the other took twice as long, most of it waiting
+        for CPU. A step's time is the wait for its action plus its check;
+        a failure shows the service log lines since the first action
+        began.
+        """
+        self.logs.mark()
+        pool = concurrent.futures.ThreadPoolExecutor(len(moves))
+        try:
+            running = [pool.submit(move.action) for move in moves]
+            for move, future in zip(moves, running):
+                self.step(move.column, move.server, future.result,
+                          move.expect, mark=False)
+        finally:
+            # Interrupted, the teardown must not wait for the moves: their
+            # waits end once it has stopped the services they poll.
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def new_server(self, column: str) -> Move:
         self.new_servers += 1
         name = 'fw-new-%s-%d' % (self.path.target, self.new_servers)
         self.kinds[name] = 'stateless'
-        self.step(column, name, lambda: self.sc.create(name,
-                                                       'cloud-stateless'),
-                  'a new stateless server boots: one read-only pflash, '
-                  'no <nvram>, no NVRAM file')
+        return Move(column, name,
+                    lambda: self.sc.create(name, 'cloud-stateless'),
+                    'a new stateless server boots: one read-only pflash, '
+                    'no <nvram>, no NVRAM file')
 
     def moves(self, column: str) -> None:
         """What the brief asks of the servers after a control plane
-        upgrade: hard reboot the running ones, start the stopped one,
-        unshelve the shelved one, rebuild one.
+        upgrade: a new server; hard reboot the running ones, start the
+        stopped one, unshelve the shelved one; then rebuild one.
         """
-        self.new_server(column + ': boot')
+        moves = [self.new_server(column + ': boot')]
         for name, (kind, state) in checks.SERVERS.items():
-            if state != 'ACTIVE':
-                continue
-            self.step(column + ': reboot --hard', name,
-                      lambda name=name: self.hard_reboot(name),
-                      'ACTIVE again; %s firmware as before' % kind)
-        self.step(column + ': start', 'fw-stateless-off',
-                  lambda: self.start('fw-stateless-off'),
-                  'ACTIVE; stateless as before')
-        self.step(column + ': unshelve', 'fw-stateless-shelved',
-                  lambda: self.unshelve('fw-stateless-shelved'),
-                  'ACTIVE; stateless as before it was shelved')
-        self.step(column + ': rebuild', 'fw-stateless',
-                  lambda: self.rebuild('fw-stateless', 'cloud-stateless'),
-                  'ACTIVE on the same image; stateless')
+            if state == 'ACTIVE':
+                moves.append(Move(column + ': reboot --hard', name,
+                                  functools.partial(self.hard_reboot, name),
+                                  'ACTIVE again; %s firmware as before' %
+                                  kind))
+        moves += [
+            Move(column + ': start', 'fw-stateless-off',
+                 functools.partial(self.start, 'fw-stateless-off'),
+                 'ACTIVE; stateless as before'),
+            Move(column + ': unshelve', 'fw-stateless-shelved',
+                 functools.partial(self.unshelve, 'fw-stateless-shelved'),
+                 'ACTIVE; stateless as before it was shelved')]
+        self.together(moves)
+        self.together([Move(column + ': rebuild', 'fw-stateless',
+                            functools.partial(self.rebuild, 'fw-stateless',
+                                              'cloud-stateless'),
+                            'ACTIVE on the same image; stateless')])
 
     def bad_input(self, column: str) -> None:
         """What the upgraded API does with ``hw_firmware_stateless=ture``,
@@ -640,20 +694,23 @@ class Upgrade:
     def every_server(self, column: str) -> None:
         """Hard reboot, then stop and start, each server."""
         names = [n for n in self.kinds if n in self.sc.domains]
-        for name in names:
-            self.step(column + ': reboot --hard', name,
-                      lambda name=name: self.hard_reboot(name),
-                      'ACTIVE; %s firmware as before' % self.kinds[name])
-        for name in names:
-            self.step(column + ': stop, start', name,
-                      lambda name=name: self.stop_start(name),
-                      'SHUTOFF, ACTIVE; %s firmware as before' %
-                      self.kinds[name])
-        self.new_server(column + ': boot')
+        self.together([Move(column + ': reboot --hard', name,
+                            functools.partial(self.hard_reboot, name),
+                            'ACTIVE; %s firmware as before' %
+                            self.kinds[name]) for name in names])
+        self.together([Move(column + ': stop, start', name,
+                            functools.partial(self.stop_start, name),
+                            'SHUTOFF, ACTIVE; %s firmware as before' %
+                            self.kinds[name]) for name in names])
+        self.together([self.new_server(column + ': boot')])
+
+    # Without ``--wait``: the API has set the task state when it answers,
+    # so the status read next is already the move's, and ``--wait`` polls
+    # only every five seconds.
 
     def hard_reboot(self, name: str) -> None:
-        self.cli.os('server', 'reboot', '--hard', '--wait', name)
-        self.sc.wait_status(name, 'ACTIVE', 120)
+        self.cli.os('server', 'reboot', '--hard', name)
+        self.sc.wait_status(name, 'ACTIVE')
 
     def start(self, name: str) -> None:
         self.cli.os('server', 'start', name)
@@ -665,13 +722,13 @@ class Upgrade:
         self.start(name)
 
     def unshelve(self, name: str) -> None:
-        self.cli.os('server', 'unshelve', '--wait', name)
-        self.sc.wait_status(name, 'ACTIVE', 120)
+        self.cli.os('server', 'unshelve', name)
+        self.sc.wait_status(name, 'ACTIVE')
         self.offloaded.discard(name)
 
     def rebuild(self, name: str, image: str) -> None:
-        self.cli.os('server', 'rebuild', '--image', image, '--wait', name)
-        self.sc.wait_status(name, 'ACTIVE', 120)
+        self.cli.os('server', 'rebuild', '--image', image, name)
+        self.sc.wait_status(name, 'ACTIVE')
 
     def trait(self, column: str) -> None:
         def check() -> str:
@@ -864,8 +921,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help='end the clouds a run left (killed with '
                              'SIGKILL), by the PIDs they recorded')
     parser.add_argument('--work', default=DEFAULT_WORK, metavar='DIR',
-                        help='virtualenvs, configuration, logs '
-                             '(default: %(default)s)')
+                        help='the virtualenvs of the releases upgraded to, '
+                             'configuration, logs (default: %(default)s)')
+    parser.add_argument('--build', default=cloud_run.DEFAULT_WORK,
+                        metavar='DIR',
+                        help='where DIR/%s holds the patched tree and its '
+                             'virtualenvs; the default is the cloud '
+                             'command\'s, so that one build serves both '
+                             '(default: %%(default)s)' % RELEASE)
     return parser
 
 
@@ -927,7 +990,7 @@ def _run(args: argparse.Namespace, names: list[str]) -> int:
         def build() -> str:
             system.install_packages(ROOT, ev.say)
             built.append(install.build(rel, cloud, os.path.join(
-                work, RELEASE), ev.say))
+                os.path.abspath(args.build), RELEASE), ev.say))
             for name in names:
                 target = checks.TARGETS[checks.PATHS[name].target]
                 venvs[target.release] = build_target(target, work, ev.say)

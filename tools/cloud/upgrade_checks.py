@@ -254,6 +254,27 @@ def keeps_store(nova_version: str) -> bool:
     return int(nova_version.split('.')[0]) >= 31
 
 
+def boot_counted(before: Snapshot, now: Snapshot,
+                 keeps_store: bool) -> bool:
+    """Whether the firmware of a stateful server has counted a boot in
+    its store since ``before``.
+
+    A server that is ACTIVE again has not necessarily run its firmware
+    yet: on a busy host the store can still hold the count of the last
+    boot (kept by the compute) or the template's (made anew, no count).
+    Checked before the firmware counts, a kept store would read as one
+    made anew.
+    """
+    path = now.firmware.nvram
+    store = now.nvram.get(path) if path else None
+    if store is None or store.boots is None:
+        return False
+    old = before.nvram.get(path)
+    if keeps_store and old is not None and old.boots is not None:
+        return store.boots > old.boots
+    return True
+
+
 def is_cloud_runner(argv: ty.Sequence[str]) -> bool:
     """Whether a command line is a run of ``python3 -m tools.cloud``
     (a cloud) or ``-m tools.cloud.upgrade``.

@@ -10,11 +10,13 @@ the table of servers by steps.
 import io
 import os
 import struct
+import threading
 
 import fixtures
 
 from nova import test
 from tools.cloud import evidence
+from tools.cloud import run as cloud_run
 from tools.cloud import scenario
 from tools.cloud import upgrade
 from tools.cloud import upgrade_checks as checks
@@ -188,6 +190,34 @@ class TestCheckKept(test.NoDBTestCase):
                                checks.check_kept, 'bios', None,
                                stateful(store(1)))
 
+    def test_a_kept_store_counts_the_boot_once_the_firmware_ran(self):
+        # ACTIVE again, the firmware not run yet: the old count.
+        before = stateful(store(2))
+        self.assertFalse(checks.boot_counted(before, stateful(store(2)),
+                                             keeps_store=True))
+        self.assertTrue(checks.boot_counted(before, stateful(store(3)),
+                                            keeps_store=True))
+
+    def test_a_store_made_anew_counts_from_one(self):
+        # The template, before the firmware ran: no count yet.
+        before = stateful(store(1))
+        self.assertFalse(checks.boot_counted(before, stateful(store(None)),
+                                             keeps_store=False))
+        # Booted once, as it had been: the same count, a boot all the same.
+        self.assertTrue(checks.boot_counted(before, stateful(store(1)),
+                                            keeps_store=False))
+        # A store the firmware never counted in before counts from one.
+        self.assertTrue(checks.boot_counted(stateful(store(None)),
+                                            stateful(store(1)),
+                                            keeps_store=True))
+
+    def test_no_store_counts_no_boot(self):
+        now = checks.snapshot('upgrade-00000002', STATEFUL_XML, {})
+        self.assertFalse(checks.boot_counted(stateful(store(1)), now,
+                                             keeps_store=True))
+        bios = checks.snapshot('upgrade-00000003', BIOS_XML, {})
+        self.assertFalse(checks.boot_counted(bios, bios, keeps_store=True))
+
     def test_which_computes_keep_the_store(self):
         self.assertFalse(checks.keeps_store('29.4.0'))
         self.assertFalse(checks.keeps_store('30.3.0'))
@@ -287,3 +317,65 @@ class TestMatrixAndPlan(test.NoDBTestCase):
         self.assertRaises(SystemExit, upgrade.main, ['sideways'])
         self.assertIn('unknown path sideways (known: rolling, skip-level)',
                       err.getvalue())
+
+
+class TestMovesTogether(test.NoDBTestCase):
+    """The moves of a step run side by side; each server is checked."""
+
+    def upgrade(self):
+        up = upgrade.Upgrade.__new__(upgrade.Upgrade)
+        self.marks = []
+        self.checked = []
+        up.logs = logs = type('Logs', (), {})()
+        logs.mark = lambda: self.marks.append(len(self.checked))
+
+        def step(column, server, action, expect, mark=True):
+            try:
+                seen = action()
+            except Exception as ex:
+                seen = 'failed: %s' % ex
+            self.checked.append((column, server, seen, mark))
+            return not str(seen).startswith('failed')
+        up.step = step
+        return up
+
+    def test_actions_run_at_once_and_are_checked_in_order(self):
+        up = self.upgrade()
+        # Each action waits for the other: run one after the other, the
+        # first would never get past the barrier.
+        both = threading.Barrier(2, timeout=10)
+
+        def boot(name):
+            both.wait()
+            return name + ' ACTIVE'
+        up.together([
+            upgrade.Move('c: reboot --hard', 'fw-stateful',
+                         lambda: boot('fw-stateful'), 'x'),
+            upgrade.Move('c: start', 'fw-stateless-off',
+                         lambda: boot('fw-stateless-off'), 'y')])
+        self.assertEqual([
+            ('c: reboot --hard', 'fw-stateful', 'fw-stateful ACTIVE', False),
+            ('c: start', 'fw-stateless-off', 'fw-stateless-off ACTIVE',
+             False)], self.checked)
+        # The logs were marked once, before the first action began.
+        self.assertEqual([0], self.marks)
+
+    def test_a_failed_action_fails_its_server_only(self):
+        up = self.upgrade()
+
+        def fail():
+            raise evidence.StepError('went to ERROR: No valid host')
+        up.together([
+            upgrade.Move('c: reboot --hard', 'fw-bios', fail, 'x'),
+            upgrade.Move('c: reboot --hard', 'fw-stateless', lambda: 'ok',
+                         'y')])
+        self.assertEqual([
+            ('c: reboot --hard', 'fw-bios',
+             'failed: went to ERROR: No valid host', False),
+            ('c: reboot --hard', 'fw-stateless', 'ok', False)],
+            self.checked)
+
+    def test_one_build_serves_the_cloud_and_the_upgrade(self):
+        args = upgrade.build_parser().parse_args(['rolling'])
+        self.assertEqual(cloud_run.DEFAULT_WORK, args.build)
+        self.assertEqual(cloud_run.UPGRADE_WORK, args.work)
