@@ -246,6 +246,14 @@ class Compute:
     #: where the libvirt daemons of its own keep their directories
     #: (:data:`HOST_DIRS`), if it has them.
     libvirt_root: str = ''
+    #: its address on a network of its own shared with this host only
+    #: (:data:`PEER_LINK`), where its libvirt receives live migrations;
+    #: '' when it has none and shares this host's network.
+    address: str = ''
+    #: whether its ``instances_path`` is a directory of its own there too
+    #: (the first compute's path, another directory): its guests' disks
+    #: are on storage it shares with no other compute.
+    own_instances: bool = False
 
     def host_path(self, path: str) -> str:
         """Where ``path`` of the compute's own libvirt is on the host."""
@@ -253,6 +261,24 @@ class Compute:
             return path
         return os.path.join(self.libvirt_root, path.lstrip('/'))
 
+    @property
+    def instances_on_host(self) -> str:
+        """Where its guests' disks are, as the host sees them."""
+        return (self.host_path(self.instances_path) if self.own_instances
+                else self.instances_path)
+
+    @property
+    def own_dirs(self) -> tuple[str, ...]:
+        """The paths its host has directories of its own at."""
+        return HOST_DIRS + ((self.instances_path,) if self.own_instances
+                            else ())
+
+
+#: The network between this host and the peer compute's libvirt: a veth
+#: pair, this host's end, the peer's end (in a network namespace of its
+#: own) and their prefix length. A benchmarking range (RFC 2544), which
+#: no real network here uses.
+PEER_LINK = ('cloud-peer0', '198.18.0.1', 'eth0', '198.18.0.2', 30)
 
 #: The directories a libvirt daemon of the QEMU driver keeps its
 #: sockets, PID files, configuration and guests' state in; a second
@@ -274,6 +300,17 @@ def host_script(dirs: ty.Sequence[str] = HOST_DIRS) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def qemu_conf(current: str, migration_address: str) -> str:
+    """A second host's ``qemu.conf``: ``current`` (the host's), with
+    guests migrating in received on ``migration_address`` only (libvirt
+    listens on every address otherwise, and refuses a loopback one).
+    """
+    lines = [line for line in current.splitlines()
+             if line.split('=', 1)[0].strip() != 'migration_address']
+    lines.append('migration_address = "%s"' % migration_address)
+    return '\n'.join(lines) + '\n'
+
+
 def unpatched_compute(s: Settings, hostname: str) -> Compute:
     """The second compute: the release as published, its own host name,
     its own libvirt daemons, its own guests' names.
@@ -285,6 +322,36 @@ def unpatched_compute(s: Settings, hostname: str) -> Compute:
         instances_path=os.path.join(top, 'instances-unpatched'),
         instance_name_template=UNPATCHED_NAME_TEMPLATE,
         libvirt_root=os.path.join(top, 'host-unpatched'))
+
+
+def peer_compute(s: Settings, hostname: str) -> Compute:
+    """A second patched compute, for live migration: the first one's
+    virtualenv, guests' names (a guest keeps its domain name when it
+    moves) and instance path, as compute hosts of a cloud have; its own
+    host name, libvirt daemons, and guests' disks at that path, so that
+    Nova copies them as it live-migrates (block migration): the two
+    hosts share no instance storage. Its libvirt has a network of its
+    own, where QEMU receives the guests that migrate in; nova-compute
+    stays on this host's, to reach the cloud's services on loopback.
+    """
+    return Compute(
+        name='nova-compute-peer', host='%s-peer' % hostname, venv=s.venv,
+        instances_path=s.instances_path, own_instances=True,
+        address=PEER_LINK[3],
+        libvirt_root=os.path.join(os.path.dirname(s.instances_path),
+                                  'host-peer'))
+
+
+def live_migration_uri(s: Settings) -> str:
+    """How the first compute's libvirt reaches the peer's
+    (:func:`peer_compute`) to live-migrate to it: by its UNIX socket,
+    which needs no listener on any network.
+
+    Nova puts the destination's address into this URI (``%s``); here it
+    goes where libvirt passes it on unread, a query parameter.
+    """
+    socket = peer_compute(s, '').host_path('/run/libvirt/libvirt-sock')
+    return 'qemu+unix:///system?socket=%s&destination=%%s' % socket
 
 
 def _nova_common(s: Settings, conf_file: str) -> dict:
@@ -316,6 +383,7 @@ def _nova_common(s: Settings, conf_file: str) -> dict:
             'virt_type': 'qemu',
             'connection_uri': 'qemu:///system',
             'cpu_mode': 'none',
+
         },
         'vnc': {'enabled': False},
         'oslo_concurrency': {'lock_path': os.path.join(state, 'lock')},
@@ -344,8 +412,10 @@ def nova_compute_conf(s: Settings, compute: Compute | None = None
     privsep's helper), state, guests' disks and names, and libvirt.
     """
     if compute is None:
-        return _nova_common(s, os.path.join(s.conf_dir('nova'),
+        conf = _nova_common(s, os.path.join(s.conf_dir('nova'),
                                             'nova-compute.conf'))
+        conf['libvirt']['live_migration_uri'] = live_migration_uri(s)
+        return conf
     conf_file = os.path.join(s.conf_dir('nova'), compute.name + '.conf')
     conf = _nova_common(dataclasses.replace(s, venv=compute.venv),
                         conf_file)
@@ -357,6 +427,9 @@ def nova_compute_conf(s: Settings, compute: Compute | None = None
         'instance_name_template': compute.instance_name_template,
     })
     conf['libvirt']['connection_uri'] = compute.connection_uri
+    if compute.address:
+        # Where a live migration sends the guest's memory and disks.
+        conf['libvirt']['live_migration_inbound_addr'] = compute.address
     conf['oslo_concurrency']['lock_path'] = os.path.join(state, 'lock')
     return conf
 

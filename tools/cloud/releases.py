@@ -37,6 +37,13 @@ class Cloud:
     unpatched_boots_uefi: bool = True
     #: what an operator sees of the unpatched compute, printed with it.
     unpatched_note: str = ''
+    #: whether a live migration the destination's libvirt refuses as it
+    #: starts leaves the server in ERROR, though Nova rolled it back and
+    #: it runs on at the source: in 33.0.2 and 34.0.0 the libvirt driver
+    #: raises the migration's error again once its monitor has rolled back
+    #: (``future.result()`` in ``LibvirtDriver._live_migration``), and the
+    #: compute manager takes it for a failure too late to roll back.
+    refused_live_migration_errors: bool = False
 
     @property
     def placement_requirement(self) -> str:
@@ -99,6 +106,7 @@ CLOUDS = {
             'version alone (>= 8.6.0), and its UEFI guests fail to define '
             'on libvirt 9.0.0: stateless servers may be sent to it and '
             'fail there; series/2026.1 fixes both'),
+        refused_live_migration_errors=True,
     ),
     '2026.2': Cloud(
         release='2026.2',
@@ -116,6 +124,7 @@ CLOUDS = {
             'version alone (>= 8.6.0), and its UEFI guests fail to define '
             'on libvirt 9.0.0: stateless servers may be sent to it and '
             'fail there; series/2026.2 fixes both'),
+        refused_live_migration_errors=True,
     ),
 }
 

@@ -11,7 +11,9 @@
    nova-conductor, nova-scheduler and nova-compute (``qemu:///system``),
    each its own process, all on 127.0.0.1;
 3. run the scenario through ``openstack`` (:mod:`tools.cloud.scenario`)
-   and print a line per step and a table at the end;
+   and print a line per step and a table at the end; a second compute,
+   the release as published, and before the live migration a third, a
+   patched peer, each on a host of its own on this kernel;
 4. tear everything down: every process it started ended by its PID, the
    databases dropped, no domain left in libvirt; also when a step fails
    or the run is interrupted (SIGINT, SIGTERM).
@@ -53,6 +55,12 @@ UPGRADE_WORK = os.path.join(ROOT, '.tox', 'upgrade')
 #: The guests' disks: where the QEMU user of the libvirt daemon can reach
 #: them (the work tree's .tox is private to root).
 INSTANCES_ROOT = '/var/lib/nova-cloud'
+
+
+#: The domains this cloud's computes name: the patched ones' (a guest
+#: that live-migrated keeps its name on the peer) and the unpatched one's.
+CLOUD_DOMAINS = tuple(scenario_mod.name_pattern(template) for template in (
+    config_mod.INSTANCE_NAME_TEMPLATE, config_mod.UNPATCHED_NAME_TEMPLATE))
 
 
 class Interrupted(BaseException):
@@ -119,13 +127,15 @@ def teardown(state: processes.State, say: ty.Callable[[str], None],
         saved = state['settings'] or {}
         try:
             clean = remove_domains(say, pattern=domain_pattern) and clean
-            holder = system.host_holder(state)
-            if holder:
+            for holder in system.host_holders(state).values():
                 clean = remove_domains(say, holder) and clean
         except Exception as ex:
             say('domains: %s' % ex)
             clean = False
-        procs.stop_all(system.HOST_GROUP)
+        for group in sorted({e.get('group', '') for e in state.processes
+                             if e.get('group', '').startswith(
+                                 system.HOST_GROUP)}):
+            procs.stop_all(group)
         if saved.get('instances_path'):
             top = os.path.dirname(saved['instances_path'])
             end_guests_under(top, say)
@@ -177,10 +187,8 @@ def remove_domains(say: ty.Callable[[str], None],
     it holds.
     """
     virsh = ['virsh', '-c', 'qemu:///system']
-    template = config_mod.INSTANCE_NAME_TEMPLATE
     if holder:
         virsh = system.in_host(holder, virsh)
-        template = config_mod.UNPATCHED_NAME_TEMPLATE
     proc = subprocess.run(virsh + ['list', '--all', '--name'], text=True,
                           capture_output=True, stdin=subprocess.DEVNULL,
                           timeout=60)
@@ -188,8 +196,9 @@ def remove_domains(say: ty.Callable[[str], None],
         say('libvirt not reachable, no domain to remove: %s' %
             proc.stderr.strip())
         return True
-    domains = scenario_mod.cloud_domains(
-        proc.stdout, pattern or scenario_mod.name_pattern(template))
+    domains = []
+    for each in ([pattern] if pattern else CLOUD_DOMAINS):
+        domains += scenario_mod.cloud_domains(proc.stdout, each)
     for name in domains:
         for args in (['destroy', name], ['undefine', '--nvram', name]):
             subprocess.run(virsh + args, capture_output=True,
@@ -264,37 +273,76 @@ def up(args: argparse.Namespace, rel: release_mod.Release,
     return s, built[0], provider[0]
 
 
+def start_on_second_host(compute: config_mod.Compute, cloud: releases.Cloud,
+                         s: config_mod.Settings, built: install.Built,
+                         procs: processes.Processes,
+                         ev: evidence.Evidence) -> tuple[str, int]:
+    """``compute`` on a second host of its own
+    (:func:`system.host_start`); its provider and the PID holding its
+    host, once it reports to placement and is mapped.
+    """
+    holder = system.host_start(compute, procs, s.log_dir, ev.say)
+    svc = services_mod.Services(s, cloud, built, procs, ev.say)
+    svc.write_compute_config(compute)
+    svc.start_compute(compute, holder)
+    return svc.wait_compute(compute.host, compute.name), holder
+
+
 def up_unpatched(rel: release_mod.Release, cloud: releases.Cloud,
                  work: str, s: config_mod.Settings, built: install.Built,
                  procs: processes.Processes, ev: evidence.Evidence
                  ) -> tuple[config_mod.Compute, str, int] | None:
     """The second compute: the release as published, as a compute is
-    midway through a rollout of the series, on a second host of its own
-    (:func:`system.host_start`); (compute, its provider, the PID holding
-    its host) or None if it did not start.
+    midway through a rollout of the series, on a second host of its own;
+    (compute, its provider, the PID holding its host) or None if it did
+    not start.
     """
     compute = config_mod.unpatched_compute(s, socket.gethostname())
     started: list[tuple[str, int]] = []
 
     def start() -> str:
         install.build_unpatched(rel, work, ev.say)
-        holder = system.host_start(compute, procs, s.log_dir, ev.say)
-        svc = services_mod.Services(s, cloud, built, procs, ev.say)
-        svc.write_compute_config(compute)
-        svc.start_compute(compute, holder)
-        provider = svc.wait_compute(compute.host, compute.name)
-        started.append((provider, holder))
+        started.append(start_on_second_host(compute, cloud, s, built, procs,
+                                            ev))
         version = services_mod.compute_version(
             os.path.join(s.log_dir, compute.name + '.log'))
         return ('nova-compute %s (no patch, %s) on host %s: its own '
                 'libvirtd and virtlogd (%s); provider %s, mapped to '
                 'cell1' % (version, os.path.relpath(compute.venv, work),
-                           compute.host, compute.libvirt_root, provider))
+                           compute.host, compute.libvirt_root,
+                           started[0][0]))
     step = ev.check('unpatched compute',
                     'nova %s as published (same pins, own virtualenv) on a '
                     'host of its own: its host name, its libvirt daemons; '
                     'reports to placement and is mapped' % rel.version,
                     start)
+    if not step.ok:
+        return None
+    return compute, started[0][0], started[0][1]
+
+
+def up_peer(rel: release_mod.Release, cloud: releases.Cloud,
+            s: config_mod.Settings, built: install.Built,
+            procs: processes.Processes, ev: evidence.Evidence
+            ) -> tuple[config_mod.Compute, str, int] | None:
+    """The patched compute's peer, to live-migrate to
+    (:func:`config_mod.peer_compute`); as :func:`up_unpatched`.
+    """
+    compute = config_mod.peer_compute(s, socket.gethostname())
+    started: list[tuple[str, int]] = []
+
+    def start() -> str:
+        started.append(start_on_second_host(compute, cloud, s, built, procs,
+                                            ev))
+        return ('nova-compute on host %s from the patched virtualenv: its '
+                'own libvirtd and virtlogd (%s), instance directory %s; '
+                'provider %s, mapped to cell1' % (
+                    compute.host, compute.libvirt_root,
+                    compute.instances_path, started[0][0]))
+    step = ev.check('peer compute',
+                    'a second compute of nova %s patched, on a host of its '
+                    'own with its own instance storage; reports to placement '
+                    'and is mapped' % rel.version, start)
     if not step.ok:
         return None
     return compute, started[0][0], started[0][1]
@@ -315,8 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--no-moves', action='store_true',
                         help='skip rebuild, resize, shelve and rescue')
     parser.add_argument('--single-compute', action='store_true',
-                        help='no second compute of the release as '
-                             'published')
+                        help='no other compute: neither the release as '
+                             'published nor a patched peer')
+    parser.add_argument('--no-live-migration', action='store_true',
+                        help='no patched peer compute, and no live '
+                             'migration to it')
     parser.add_argument('--work', default=DEFAULT_WORK, metavar='DIR',
                         help='virtualenvs, configuration, logs '
                              '(default: %(default)s)')
@@ -418,9 +469,22 @@ def _run(args: argparse.Namespace, cloud: releases.Cloud,
         keystone.login()
         status = scenario_mod.ServerStatus(s.url('nova-api'),
                                            lambda: keystone.token)
-        scenario = scenario_mod.Scenario(cli, ev, socket.gethostname(),
-                                         provider, s.run_dir, status,
-                                         second=second, cloud=cloud)
+
+        def start_peer() -> scenario_mod.SecondHost | None:
+            peer = up_peer(rel, cloud, s, built, procs, ev)
+            if peer is None:
+                return None
+            compute, peer_provider, holder = peer
+            return scenario_mod.SecondHost(
+                cli, compute, peer_provider, holder,
+                log=os.path.join(s.log_dir, compute.name + '.log'))
+        scenario = scenario_mod.Scenario(
+            cli, ev, socket.gethostname(), provider, s.run_dir, status,
+            second=second, cloud=cloud,
+            start_peer=None if (args.single_compute or
+                                args.no_live_migration) else start_peer,
+            compute_log=os.path.join(s.log_dir, 'nova-compute.log'),
+            instances_path=s.instances_path)
         scenario.run(cloud_pids(state, procs), moves=not args.no_moves)
     except SetupFailed as ex:
         ev.say('setup failed at %s; the scenario does not run' % ex)

@@ -3,12 +3,13 @@
 Every action is an ``openstack`` command (python-openstackclient and
 osc-placement at the release's pins) run as the cloud's admin; what the
 host shows is read with ``virsh -c qemu:///system`` and from libvirt's
-NVRAM directory, the second compute's in its own namespaces
+NVRAM directory, the other computes' in their own namespaces
 (:class:`SecondHost`). Each check is a step of :class:`evidence.Evidence`.
 """
 
 import json
 import os
+import random
 import re
 import shlex
 import subprocess
@@ -31,6 +32,17 @@ FIRMWARE_TEXT = re.compile(r'BdsDxe|UEFI Interactive Shell|Shell>')
 #: An HTTP 400 as the client says it: "(HTTP 400)" in 2024.1's,
 #: "BadRequestException: 400: Client Error" in 2026.2's.
 BAD_REQUEST = re.compile(r'\(HTTP 400\)|BadRequestException: 400\b')
+
+#: What a terminal reads as a command (VT100 escape sequences), not as
+#: text: the firmware's shell positions the cursor with them. The console
+#: log the compute API gives has lost their ESC character, so a sequence
+#: without it is one that starts with a digit.
+CURSOR_MOVES = re.compile(r'(?:\x1b\[[0-9;?]*|\[[0-9][0-9;]*)[A-Za-z]')
+#: The states a migration ends in.
+MIGRATION_ENDED = ('completed', 'error', 'failed', 'cancelled')
+#: Linux key codes (``virsh send-key --codeset linux``) of the digits
+#: typed on a guest's keyboard.
+DIGIT_KEYS = {str(d): d + 1 for d in range(1, 10)}
 
 IMAGE_SIZE = 1 << 20
 UEFI = {'hw_firmware_type': 'uefi', 'hw_machine_type': 'q35'}
@@ -139,13 +151,16 @@ class Hypervisor:
     """
 
     def __init__(self, cli: 'Cli', host: str, provider: str,
-                 template: str = config_mod.INSTANCE_NAME_TEMPLATE) -> None:
+                 template: str = config_mod.INSTANCE_NAME_TEMPLATE,
+                 log: str = '', instances_path: str = '') -> None:
         self.cli = cli
         self.host = host
         self.provider = provider
         self.template = template
         #: the compute's log, where its refusals show.
-        self.log = ''
+        self.log = log
+        #: where its guests' disks are.
+        self.instances_path = instances_path
 
     def describe(self) -> str:
         return 'libvirtd of %s' % self.host
@@ -174,6 +189,12 @@ class Hypervisor:
     def nvram_dir(self) -> str:
         return config_mod.NVRAM_DIR
 
+    def guest_dir(self, server_id: str) -> str:
+        """The instance directory of ``server_id`` here, as the host
+        sees it.
+        """
+        return os.path.join(self.instances_path, server_id)
+
 
 class SecondHost(Hypervisor):
     """The libvirt daemons of a second host on this kernel
@@ -184,10 +205,10 @@ class SecondHost(Hypervisor):
     def __init__(self, cli: 'Cli', compute: config_mod.Compute,
                  provider: str, holder: int, log: str = '') -> None:
         super().__init__(cli, compute.host, provider,
-                         compute.instance_name_template)
+                         compute.instance_name_template, log,
+                         compute.instances_on_host)
         self.compute = compute
         self.holder = holder
-        self.log = log
 
     def virsh(self, *args: str) -> str:
         return self.cli.run(system.in_host(self.holder, [
@@ -196,6 +217,17 @@ class SecondHost(Hypervisor):
     @property
     def nvram_dir(self) -> str:
         return self.compute.host_path(config_mod.NVRAM_DIR)
+
+    def hide(self, path: str) -> None:
+        """Make ``path`` an empty directory on this host only, as on a
+        host that keeps nothing there, until :meth:`unhide`.
+        """
+        self.cli.run(system.in_host(self.holder, [
+            'mount', '-t', 'tmpfs', '-o', 'size=1m,mode=0755',
+            'hidden', path]))
+
+    def unhide(self, path: str) -> None:
+        self.cli.run(system.in_host(self.holder, ['umount', path]))
 
 
 def usage_total(usages: ty.Any) -> int:
@@ -232,6 +264,20 @@ class ServerStatus:
                                                      name))
         return body['servers'][0]
 
+    def migrations(self, server_id: str) -> list[dict]:
+        """The server's migrations, newest first, as the admin's
+        ``GET /os-migrations`` gives them.
+        """
+        status, _h, body = services.http(
+            'GET', '%s/os-migrations?instance_uuid=%s' % (
+                self.url, server_id), token=self.token(), headers={
+                'OpenStack-API-Version': 'compute %s' %
+                config_mod.COMPUTE_API_VERSION})
+        if status != 200:
+            raise StepError('GET os-migrations: HTTP %d %s' % (status, body))
+        return sorted(body['migrations'], key=lambda m: m['id'],
+                      reverse=True)
+
     def show(self, server_id: str) -> dict:
         """One server as ``GET /servers/{id}`` gives it: with the fault
         of a server in ERROR that no cell took (cell0), which the list
@@ -254,7 +300,10 @@ class Scenario:
                  provider: str, work: str,
                  status: ServerStatus | None = None,
                  second: Hypervisor | None = None,
-                 cloud: releases.Cloud | None = None) -> None:
+                 cloud: releases.Cloud | None = None,
+                 start_peer: ty.Callable[[], ty.Optional['SecondHost']]
+                 | None = None, compute_log: str = '',
+                 instances_path: str = '') -> None:
         self.cli = cli
         self.status = status
         self.ev = ev
@@ -263,13 +312,17 @@ class Scenario:
         self.work = work
         self.domains: dict[str, str] = {}  # server name -> domain name
         self.placed: dict[str, str] = {}   # server name -> compute host
-        self.patched = Hypervisor(cli, hostname, provider)
+        self.patched = Hypervisor(cli, hostname, provider,
+                                  log=compute_log,
+                                  instances_path=instances_path)
         #: the second compute, the release as published, if it runs.
         self.second = second
         self.cloud = cloud
         self.hypervisors = {hostname: self.patched}
         if second is not None:
             self.hypervisors[second.host] = second
+        #: starts the patched compute's peer, to live-migrate to.
+        self.start_peer = start_peer
 
     # --- helpers -------------------------------------------------------------
 
@@ -841,6 +894,183 @@ class Scenario:
         self.ev.check('rescue and unrescue', 'stateless while rescued and '
                       'after', rescue)
 
+    def live_migrate(self, name: str, host: str,
+                     timeout: float = 300) -> dict:
+        """``server migrate --live-migration --host``; the migration once
+        it ended, and the server back out of MIGRATING.
+        """
+        server_id = self.poll(name)['id']
+        had = {m['id'] for m in self.status.migrations(server_id)}
+        self.cli.os('server', 'migrate', '--live-migration', '--host', host,
+                    name)
+        deadline = time.monotonic() + timeout
+        while True:
+            new = [m for m in self.status.migrations(server_id)
+                   if m['id'] not in had]
+            server = self.poll(name)
+            if (new and new[0]['status'] in MIGRATION_ENDED and
+                    server['status'] != 'MIGRATING'):
+                return new[0]
+            if time.monotonic() > deadline:
+                raise StepError('%s is %s after %d s, its migration %s' % (
+                    name, server['status'], timeout,
+                    new[0]['status'] if new else 'not recorded'))
+            time.sleep(1)
+
+    def migration_failure(self, server_id: str) -> str:
+        """Why the patched compute says a live migration of
+        ``server_id`` failed: its log's line.
+        """
+        if not self.patched.log or not os.path.isfile(self.patched.log):
+            return 'no log'
+        marker = 'Live Migration failure: '
+        with open(self.patched.log, errors='replace') as f:
+            lines = [line.strip() for line in f
+                     if server_id in line and marker in line]
+        if not lines:
+            return 'no "%s" line' % marker.strip()
+        # The message, without the log's prefix and the exception's
+        # class name and message repeated after it.
+        return lines[-1].split(marker, 1)[1].split(': libvirt.', 1)[0]
+
+    def type_on_console(self, name: str, timeout: float = 60) -> str:
+        """Type digits on the guest's keyboard where it runs; what
+        ``console log show`` shows of them, once the firmware's shell
+        echoed them.
+        """
+        hv = self.hypervisor_of(name)
+        digits = ''.join(random.choice('123456789') for _ in range(8))
+        hv.virsh('send-key', self.domain_of(name), '--codeset', 'linux',
+                 *(str(DIGIT_KEYS[d]) for d in digits))
+        deadline = time.monotonic() + timeout
+        while True:
+            # The shell moves the cursor before each character it echoes.
+            text = CURSOR_MOVES.sub('', self.cli.os('console', 'log', 'show',
+                                                    name))
+            if digits in text:
+                return 'typed %s on %s, echoed on the console' % (
+                    digits, hv.host)
+            if time.monotonic() > deadline:
+                raise StepError('%s typed on %s, not on the console in '
+                                '%d s: %r' % (digits, hv.host, timeout,
+                                              text[-300:]))
+            time.sleep(1)
+
+    def live_migration(self) -> None:
+        """Live-migrate the stateless server to the patched compute's
+        peer: first to a peer without the firmware at the path the guest
+        was started with, then with it.
+        """
+        if self.start_peer is None:
+            return
+        peer = self.start_peer()
+        if peer is None:
+            return
+        self.hypervisors[peer.host] = peer
+        name = 'stateless'
+        source = self.patched
+        loader: list[str] = []
+        errors = bool(self.cloud and self.cloud.refused_live_migration_errors)
+
+        def missing() -> str:
+            self.on_patched(name)
+            domain = self.domain_of(name)
+            loader.append(evidence.firmware_of(self.xml(name)).loaders[0][
+                'path'])
+            firmware_dir = os.path.dirname(loader[0])
+            before = usage_total(self.cli.os_json(
+                'resource', 'provider', 'usage', 'show', peer.provider))
+            peer.hide(firmware_dir)
+            try:
+                migration = self.live_migrate(name, peer.host)
+            finally:
+                peer.unhide(firmware_dir)
+            server = self.poll(name)
+            state = source.virsh('domstate', domain).strip()
+            reason = self.migration_failure(server['id'])
+            left = {
+                'domains': [d for d in peer.domains() if d == domain],
+                'NVRAM': peer.nvram(domain),
+                'instance directory': [
+                    d for d in [peer.guest_dir(server['id'])]
+                    if os.path.exists(d)],
+                'usage': usage_total(self.cli.os_json(
+                    'resource', 'provider', 'usage', 'show',
+                    peer.provider)) - before}
+            seen = ('migration %s, server %s on %s, domain %s there; '
+                    'the compute logged: %s' % (
+                        migration['status'], server['status'],
+                        self.placed.get(name), state,
+                        evidence.one_line(reason, 300)))
+            if (migration['status'] not in ('error', 'failed') or
+                    server['status'] != ('ERROR' if errors else 'ACTIVE') or
+                    state != 'running' or
+                    self.placed.get(name) != self.hostname or
+                    loader[0] not in reason):
+                raise StepError(seen)
+            if any(left.values()):
+                raise StepError('%s; left on %s: %s' % (seen, peer.host,
+                                                        left))
+            if errors:
+                # What the admin does once the guest is seen running
+                # (the client asks first, unless told not to).
+                self.cli.os('server', 'set', '--state', 'active',
+                            '--auto-approve', name)
+                self.wait_status(name, 'ACTIVE', 60)
+                seen += '; server set --state active: ACTIVE'
+            return '%s; nothing left on %s' % (seen, peer.host)
+        if not self.ev.check(
+                'live migration: the loader path missing',
+                'the loader path the guest started with hidden on %s: its '
+                'libvirt refuses the guest, naming the path; the migration '
+                'fails, the guest runs on in %s%s, nothing left on the '
+                'peer' % (peer.host, self.hostname,
+                          ' (the server in ERROR until the operator sets it '
+                          'active: Nova %s)' % self.cloud.release
+                          if errors else ''), missing).ok:
+            return
+
+        def move() -> str:
+            domain = self.domain_of(name)
+            start = time.monotonic()
+            migration = self.live_migrate(name, peer.host)
+            took = time.monotonic() - start
+            server = self.poll(name)
+            if (migration['status'] != 'completed' or
+                    server['status'] != 'ACTIVE' or
+                    self.placed.get(name) != peer.host):
+                raise StepError('migration %s, server %s on %s: %s' % (
+                    migration['status'], server['status'],
+                    self.placed.get(name), self.migration_failure(
+                        server['id'])))
+            state = peer.virsh('domstate', domain).strip()
+            seen = self.check_stateless(name)
+            now = evidence.firmware_of(self.xml(name)).loaders[0]['path']
+            left = {'domains': [d for d in source.domains() if d == domain],
+                    'NVRAM': source.nvram(domain),
+                    'instance directory': [
+                        d for d in [source.guest_dir(server['id'])]
+                        if os.path.exists(d)]}
+            if state != 'running' or any(left.values()):
+                raise StepError('domain %s on %s; left on %s: %s' % (
+                    state, peer.host, self.hostname, left))
+            disk = os.path.join(peer.guest_dir(server['id']), 'disk')
+            if not os.path.isfile(disk):
+                raise StepError('no disk at %s' % disk)
+            typed = self.type_on_console(name)
+            return ('completed in %.0f s, the disk copied to %s; %s; loader '
+                    '%s; %s; nothing left on %s' % (
+                        took, peer.host, seen, 'as on the source'
+                        if now == loader[0] else 'was %s on the source' %
+                        loader[0], typed, self.hostname))
+        self.ev.check(
+            'live migration',
+            'server migrate --live-migration --host %s: completed, the '
+            'guest runs there stateless (one read-only loader, no NVRAM '
+            'on either host) and its firmware answers keys on the '
+            'console; nothing left on %s' % (peer.host, self.hostname),
+            move)
+
     def delete(self) -> None:
         def check() -> str:
             names = [n for n in ('stateless', 'control', 'control-unpatched',
@@ -864,8 +1094,8 @@ class Scenario:
                                ' and '.join(self.hypervisors)))
         self.ev.check('delete', 'no server, no domain, no NVRAM file, no '
                       'allocation left%s' % (
-                          ' on either compute' if self.second else ''),
-                      check)
+                          ' on any compute' if self.second or
+                          self.start_peer else ''), check)
 
     def run(self, pids: ty.Collection[int], moves: bool = True) -> None:
         self.listeners(pids)
@@ -882,4 +1112,5 @@ class Scenario:
             if moves:
                 self.keep_moves_on_patched()
                 self.moves()
+            self.live_migration()
         self.delete()

@@ -340,7 +340,7 @@ class Services:
     def write_compute_config(self, compute: config_mod.Compute) -> str:
         """The configuration file and directories of another compute."""
         os.makedirs(self.s.state_dir(compute.name), exist_ok=True)
-        os.makedirs(compute.instances_path, mode=0o755, exist_ok=True)
+        os.makedirs(compute.instances_on_host, mode=0o755, exist_ok=True)
         return self._write('nova', compute.name + '.conf',
                            config_mod.render_ini(config_mod.nova_compute_conf(
                                self.s, compute)))

@@ -297,26 +297,39 @@ def libvirt_start(state: processes.State, procs: processes.Processes,
 
 # --- a second host ---------------------------------------------------------
 
-#: The group of a second host's processes in the run's state: they end
-#: after nova-compute, once its guests are removed.
-HOST_GROUP = 'host-unpatched'
+#: The groups of the second hosts' processes in the run's state start
+#: with this: they end after nova-compute, once their guests are removed.
+HOST_GROUP = 'host-'
+
+
+def host_group(compute: config_mod.Compute) -> str:
+    """The group of the processes of ``compute``'s host."""
+    return HOST_GROUP + os.path.basename(compute.libvirt_root).replace(
+        'host-', '', 1)
 
 
 def prepare_host(compute: config_mod.Compute) -> None:
     """The directories of a second host's libvirt: empty ones, and a
-    copy of the host's libvirt configuration with no network started
-    on its own (the network namespace is the host's).
+    copy of the host's libvirt configuration with no network of
+    libvirt's started on its own; where it has an address of its own,
+    its QEMU receives migrations there only.
     """
     root = compute.libvirt_root
     # Sockets and PID files of an earlier run would read as ready.
     shutil.rmtree(compute.host_path('/run/libvirt'), ignore_errors=True)
-    for path in config_mod.HOST_DIRS:
+    for path in compute.own_dirs:
         if path != '/etc/libvirt':
             os.makedirs(compute.host_path(path), exist_ok=True)
     etc = compute.host_path('/etc/libvirt')
     if not os.path.isdir(etc):
         shutil.copytree('/etc/libvirt', etc, symlinks=True,
                         ignore=_no_guests)
+    if compute.address:
+        qemu_conf = os.path.join(etc, 'qemu.conf')
+        with open(qemu_conf) as f:
+            current = f.read()
+        _write_if_changed(qemu_conf, config_mod.qemu_conf(current,
+                                                          compute.address))
     autostart = os.path.join(etc, 'qemu', 'networks', 'autostart')
     if os.path.isdir(autostart):
         for entry in os.listdir(autostart):
@@ -334,12 +347,42 @@ def _no_guests(directory: str, names: list[str]) -> list[str]:
     return [n for n in names if n.endswith('.xml') or n == 'autostart']
 
 
-def in_host(holder: int, argv: list[str]) -> list[str]:
+def in_host(holder: int, argv: list[str],
+            network: bool = False) -> list[str]:
     """``argv`` run in the namespaces of the second host ``holder``
-    holds; ``nsenter`` execs it, so that its PID is the command's.
+    holds, and in its network namespace too with ``network``;
+    ``nsenter`` execs it, so that its PID is the command's.
     """
-    return ['nsenter', '--target', str(holder), '--mount', '--uts', '--',
-            *argv]
+    return ['nsenter', '--target', str(holder), '--mount', '--uts',
+            *(['--net'] if network else []), '--', *argv]
+
+
+def link_host(compute: config_mod.Compute, holder: int) -> None:
+    """Join the network namespace of ``compute``'s host to this one:
+    a veth pair (:data:`config_mod.PEER_LINK`), one end here, the other
+    there with ``compute.address``. The pair goes with the namespace,
+    when the last process in it ends.
+    """
+    here, here_addr, there, there_addr, prefix = config_mod.PEER_LINK
+    assert compute.address == there_addr
+    taken = _run(['ip', '-o', 'addr', 'show', 'to', '%s/%d' % (
+        here_addr, prefix)]).strip()
+    if taken:
+        raise ServiceError('%s/%d is in use here, for the network of %s: '
+                           '%s' % (here_addr, prefix, compute.host, taken))
+    for argv in (
+            ['ip', 'link', 'add', here, 'type', 'veth', 'peer', 'name',
+             there, 'netns', str(holder)],
+            ['ip', 'addr', 'add', '%s/%d' % (here_addr, prefix), 'dev',
+             here],
+            ['ip', 'link', 'set', here, 'up'],
+            in_host(holder, ['ip', 'addr', 'add', '%s/%d' % (
+                there_addr, prefix), 'dev', there], network=True),
+            in_host(holder, ['ip', 'link', 'set', there, 'up'],
+                    network=True),
+            in_host(holder, ['ip', 'link', 'set', 'lo', 'up'],
+                    network=True)):
+        _run(argv)
 
 
 def host_start(compute: config_mod.Compute, procs: processes.Processes,
@@ -361,11 +404,13 @@ def host_start(compute: config_mod.Compute, procs: processes.Processes,
         raise ServiceError('cannot start a second host: %s' % reason)
     prepare_host(compute)
     holder = procs.start(
-        compute.host, ['unshare', '--mount', '--uts', '--propagation',
-                       'private', '--', 'sh', '-c', config_mod.host_script(),
+        compute.host, ['unshare', '--mount', '--uts',
+                       *(['--net'] if compute.address else []),
+                       '--propagation', 'private', '--', 'sh', '-c',
+                       config_mod.host_script(compute.own_dirs),
                        compute.host, compute.libvirt_root],
         log=os.path.join(log_dir, compute.host + '.log'),
-        group=HOST_GROUP).pid
+        group=host_group(compute)).pid
 
     def holding() -> bool:
         if not processes.alive(holder, None):
@@ -374,14 +419,17 @@ def host_start(compute: config_mod.Compute, procs: processes.Processes,
         with open('/proc/%d/cmdline' % holder, 'rb') as f:
             return f.read().startswith(b'sleep')
     _wait(compute.host, holding, 30)
+    if compute.address:
+        link_host(compute, holder)
     for name, sock in libvirt_daemons.DAEMONS:
         path = libvirt_daemons.executable(name)
         assert path is not None
         pid_file = '/run/libvirt/%s.pid' % name
         log = os.path.join(log_dir, '%s-%s.log' % (name, compute.host))
         proc = procs.start('%s (%s)' % (name, compute.host),
-                           in_host(holder, [path, '--pid-file', pid_file]),
-                           log=log, group=HOST_GROUP)
+                           in_host(holder, [path, '--pid-file', pid_file],
+                                   network=bool(compute.address)),
+                           log=log, group=host_group(compute))
 
         def ready(sock: str = sock, proc: ty.Any = proc,
                   log: str = log) -> bool:
@@ -394,12 +442,15 @@ def host_start(compute: config_mod.Compute, procs: processes.Processes,
     return holder
 
 
-def host_holder(state: processes.State) -> int | None:
-    """The PID holding the second host's namespaces, if it runs."""
+def host_holders(state: processes.State) -> dict[str, int]:
+    """The second hosts that run: their process group -> the PID
+    holding their namespaces.
+    """
+    holders = {}
     for entry in state.processes:
-        if (entry.get('group') == HOST_GROUP and
+        if (entry.get('group', '').startswith(HOST_GROUP) and
                 processes.alive(entry['pid'], entry.get('start_time')) and
                 entry['name'] not in ('virtlogd', 'libvirtd') and
                 not entry['name'].startswith(('virtlogd ', 'libvirtd '))):
-            return entry['pid']
-    return None
+            holders.setdefault(entry['group'], entry['pid'])
+    return holders

@@ -151,6 +151,8 @@ class Nova(services_mod.Services):
             conf = config_mod.nova_compute_conf(s)
             conf['DEFAULT']['instance_name_template'] = (
                 INSTANCE_NAME_TEMPLATE)
+            # This cloud has one compute: nowhere to live-migrate to.
+            del conf['libvirt']['live_migration_uri']
             self._write('nova', 'nova-compute.conf',
                         config_mod.render_ini(conf))
 

@@ -95,7 +95,9 @@ class TestConfig(test.NoDBTestCase):
                          compute['DEFAULT']['instance_name_template'])
         self.assertEqual({'virt_type': 'qemu',
                           'connection_uri': 'qemu:///system',
-                          'cpu_mode': 'none'}, dict(compute['libvirt']))
+                          'cpu_mode': 'none',
+                          'live_migration_uri': config.live_migration_uri(
+                              settings())}, dict(compute['libvirt']))
         self.assertEqual('false', compute['vnc']['enabled'])
         self.assertEqual('true',
                          compute['DEFAULT']['allow_resize_to_same_host'])
@@ -134,6 +136,47 @@ class TestConfig(test.NoDBTestCase):
         self.assertEqual('cloud-%08x',
                          patched['DEFAULT']['instance_name_template'])
 
+    def test_peer_compute(self):
+        s = settings()
+        compute = config.peer_compute(s, 'vm')
+        conf = parse(config.render_ini(config.nova_compute_conf(s, compute)))
+        self.assertEqual('vm-peer', conf['DEFAULT']['host'])
+        # What a guest keeps as it moves between the two: its domain
+        # name, its instance path; the peer runs the patched Nova.
+        self.assertEqual('cloud-%08x',
+                         conf['DEFAULT']['instance_name_template'])
+        self.assertEqual('/var/lib/x/instances',
+                         conf['DEFAULT']['instances_path'])
+        self.assertEqual('/srv/venv/bin/privsep-helper --config-file '
+                         '/srv/run/etc/nova/nova-compute-peer.conf',
+                         conf['nova_sys_admin']['helper_command'])
+        # Its own disks at that path: storage it shares with nobody.
+        self.assertEqual('/var/lib/x/host-peer/var/lib/x/instances',
+                         compute.instances_on_host)
+        self.assertEqual(config.HOST_DIRS + ('/var/lib/x/instances',),
+                         compute.own_dirs)
+        # Guests migrate in on its own network, the peer's end of it.
+        self.assertEqual(config.PEER_LINK[3], compute.address)
+        self.assertEqual(compute.address,
+                         conf['libvirt']['live_migration_inbound_addr'])
+        self.assertEqual('vm-unpatched', config.unpatched_compute(
+            s, 'vm').host)
+        self.assertEqual(config.HOST_DIRS,
+                         config.unpatched_compute(s, 'vm').own_dirs)
+
+    def test_live_migration_uri_reaches_the_peer(self):
+        s = settings()
+        # As Nova makes it: the destination's address put in.
+        uri = urllib.parse.urlsplit(config.live_migration_uri(s) %
+                                    '127.0.0.1')
+        self.assertEqual(('qemu+unix', '', '/system'),
+                         (uri.scheme, uri.netloc, uri.path))
+        self.assertEqual(
+            {'socket': [config.peer_compute(s, 'vm').host_path(
+                '/run/libvirt/libvirt-sock')],
+             'destination': ['127.0.0.1']},
+            urllib.parse.parse_qs(uri.query))
+
     def test_everything_on_loopback(self):
         s = settings()
         confs = [config.keystone_conf(s), config.glance_conf(s),
@@ -147,7 +190,8 @@ class TestConfig(test.NoDBTestCase):
                         urls.append(value)
         self.assertGreater(len(urls), 20)
         for url in urls:
-            if url.startswith('qemu:'):
+            # libvirt's, over UNIX sockets.
+            if url.startswith(('qemu:', 'qemu+unix:')):
                 continue
             self.assertEqual('127.0.0.1', urllib.parse.urlsplit(
                 url).hostname, url)
@@ -252,6 +296,35 @@ class TestSystem(test.NoDBTestCase):
         self.assertIn('NODE_IP_ADDRESS=127.0.0.1', lines)
         self.assertIn('ERL_EPMD_ADDRESS=127.0.0.1', lines)
         self.assertEqual(text, system.rabbitmq_env(text))
+
+    def test_qemu_conf_receives_migrations_on_one_address(self):
+        text = config.qemu_conf(
+            '# comment\n#migration_address = "0.0.0.0"\n'
+            'migration_address = "0.0.0.0"\nuser = "libvirt-qemu"\n',
+            '198.18.0.2')
+        lines = text.splitlines()
+        self.assertEqual(['# comment', '#migration_address = "0.0.0.0"',
+                          'user = "libvirt-qemu"',
+                          'migration_address = "198.18.0.2"'], lines)
+        self.assertEqual(text, config.qemu_conf(text, '198.18.0.2'))
+
+    def test_only_the_peers_libvirt_has_a_network_of_its_own(self):
+        s = settings()
+        self.assertEqual(
+            ['nsenter', '--target', '7', '--mount', '--uts', '--net', '--',
+             'libvirtd'], system.in_host(7, ['libvirtd'], network=True))
+        self.assertEqual('', config.unpatched_compute(s, 'vm').address)
+        for conf in (config.nova_compute_conf(s),
+                     config.nova_compute_conf(
+                         s, config.unpatched_compute(s, 'vm'))):
+            self.assertNotIn('live_migration_inbound_addr', conf['libvirt'])
+
+    def test_each_second_host_its_group(self):
+        s = settings()
+        groups = {system.host_group(config.unpatched_compute(s, 'vm')),
+                  system.host_group(config.peer_compute(s, 'vm'))}
+        self.assertEqual({'host-unpatched', 'host-peer'}, groups)
+        self.assertTrue(all(g.startswith(system.HOST_GROUP) for g in groups))
 
     def test_second_host_copies_no_guest(self):
         names = ['networks', 'autostart', 'upgrade-00000001.xml',
@@ -434,6 +507,37 @@ class TestScenarioHelpers(test.NoDBTestCase):
              'mount --bind /srv/root/run/libvirt /run/libvirt',
              'mount --bind /srv/root/etc/x /etc/x',
              'sleep infinity'], out.splitlines())
+
+    def test_typed_digits_through_the_shells_cursor_moves(self):
+        # As console log show gave it after the move: the shell's echo,
+        # each digit after a cursor move whose ESC the API dropped.
+        text = ('[08;08H3[08;09H[08;09H4[08;10H[08;10H7[08;11H[08;11H7'
+                '[08;12H\x1b[08;12H3[08;13H')
+        self.assertEqual('34773', scenario.CURSOR_MOVES.sub('', text))
+        self.assertEqual('Shell> [not a move]', scenario.CURSOR_MOVES.sub(
+            '', 'Shell> [not a move]'))
+
+    def test_why_a_live_migration_failed(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        log = os.path.join(tmp.name, 'nova-compute.log')
+        with open(log, 'w') as f:
+            f.write(
+                '2026-12-07 08:10:23.493 14409 ERROR nova.virt.libvirt.driver '
+                '[None req-f] [instance: 5d613ed1] Live Migration failure: '
+                "Path '/usr/share/OVMF/OVMF_CODE_4M.fd' is not accessible: "
+                'No such file or directory: libvirt.libvirtError: Path '
+                "'/usr/share/OVMF/OVMF_CODE_4M.fd' is not accessible: No "
+                'such file or directory\n'
+                '2026-12-07 08:10:24.000 14409 INFO nova.compute.manager '
+                '[instance: 5d613ed1] Migrating instance to vm-peer\n')
+        s = scenario.Scenario(None, None, 'vm', 'uuid', tmp.name,
+                              compute_log=log)
+        self.assertEqual(
+            "Path '/usr/share/OVMF/OVMF_CODE_4M.fd' is not accessible: No "
+            'such file or directory', s.migration_failure('5d613ed1'))
+        self.assertEqual('no "Live Migration failure:" line',
+                         s.migration_failure('0e6fa1b2'))
 
     def test_usage_total(self):
         self.assertEqual(0, scenario.usage_total(

@@ -50,6 +50,9 @@ class LiveMigrationBetweenDaemonsTestCase(test.NoDBTestCase):
     def test_stateless_guest_moves_running(self):
         self.run_scenario('test_stateless_guest_moves_running')
 
+    def test_stateless_aarch64_guest_moves_running(self):
+        self.run_scenario('test_stateless_aarch64_guest_moves_running')
+
     def test_failed_migrations_leave_the_guest_on_the_source(self):
         self.run_scenario(
             'test_failed_migrations_leave_the_guest_on_the_source')
