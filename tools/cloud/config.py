@@ -383,7 +383,6 @@ def _nova_common(s: Settings, conf_file: str) -> dict:
             'virt_type': 'qemu',
             'connection_uri': 'qemu:///system',
             'cpu_mode': 'none',
-
         },
         'vnc': {'enabled': False},
         'oslo_concurrency': {'lock_path': os.path.join(state, 'lock')},

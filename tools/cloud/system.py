@@ -303,9 +303,12 @@ HOST_GROUP = 'host-'
 
 
 def host_group(compute: config_mod.Compute) -> str:
-    """The group of the processes of ``compute``'s host."""
-    return HOST_GROUP + os.path.basename(compute.libvirt_root).replace(
-        'host-', '', 1)
+    """The group of the processes of ``compute``'s host, named after its
+    directory (``host-NAME``).
+    """
+    group = os.path.basename(compute.libvirt_root)
+    assert group.startswith(HOST_GROUP), group
+    return group
 
 
 def prepare_host(compute: config_mod.Compute) -> None:
