@@ -439,11 +439,25 @@ class Scenario:
         return {host: hv.domains() for host, hv in self.hypervisors.items()
                 if hv.domains()}
 
+    def usage_of(self, hv: Hypervisor) -> int:
+        """What placement has allocated on ``hv``'s provider."""
+        return usage_total(self.cli.os_json(
+            'resource', 'provider', 'usage', 'show', hv.provider))
+
     def usage(self) -> int:
         """What placement has allocated on the computes' providers."""
-        return sum(usage_total(self.cli.os_json(
-            'resource', 'provider', 'usage', 'show', hv.provider))
-            for hv in self.hypervisors.values())
+        return sum(self.usage_of(hv) for hv in self.hypervisors.values())
+
+    def left_on(self, hv: Hypervisor, domain: str,
+                server_id: str) -> dict[str, list | dict]:
+        """What ``hv`` keeps of a guest that left it or never came: its
+        domain, NVRAM files and instance directory (empty when none).
+        """
+        return {'domains': [d for d in hv.domains() if d == domain],
+                'NVRAM': hv.nvram(domain),
+                'instance directory': [
+                    d for d in [hv.guest_dir(server_id)]
+                    if os.path.exists(d)]}
 
     def refusals(self, server_id: str) -> list[str]:
         """The second compute's ERROR lines about ``server_id``."""
@@ -978,8 +992,7 @@ class Scenario:
             loader.append(evidence.firmware_of(self.xml(name)).loaders[0][
                 'path'])
             firmware_dir = os.path.dirname(loader[0])
-            before = usage_total(self.cli.os_json(
-                'resource', 'provider', 'usage', 'show', peer.provider))
+            before = self.usage_of(peer)
             peer.hide(firmware_dir)
             try:
                 migration = self.live_migrate(name, peer.host)
@@ -988,15 +1001,8 @@ class Scenario:
             server = self.poll(name)
             state = source.virsh('domstate', domain).strip()
             reason = self.migration_failure(server['id'])
-            left = {
-                'domains': [d for d in peer.domains() if d == domain],
-                'NVRAM': peer.nvram(domain),
-                'instance directory': [
-                    d for d in [peer.guest_dir(server['id'])]
-                    if os.path.exists(d)],
-                'usage': usage_total(self.cli.os_json(
-                    'resource', 'provider', 'usage', 'show',
-                    peer.provider)) - before}
+            left = dict(self.left_on(peer, domain, server['id']),
+                        usage=self.usage_of(peer) - before)
             seen = ('migration %s, server %s on %s, domain %s there; '
                     'the compute logged: %s' % (
                         migration['status'], server['status'],
@@ -1046,11 +1052,7 @@ class Scenario:
             state = peer.virsh('domstate', domain).strip()
             seen = self.check_stateless(name)
             now = evidence.firmware_of(self.xml(name)).loaders[0]['path']
-            left = {'domains': [d for d in source.domains() if d == domain],
-                    'NVRAM': source.nvram(domain),
-                    'instance directory': [
-                        d for d in [source.guest_dir(server['id'])]
-                        if os.path.exists(d)]}
+            left = self.left_on(source, domain, server['id'])
             if state != 'running' or any(left.values()):
                 raise StepError('domain %s on %s; left on %s: %s' % (
                     state, peer.host, self.hostname, left))
